@@ -1,0 +1,352 @@
+//! The one BTF walker. It strips typedefs and qualifiers, computes layouts and names types
+//! the way C spells them. The packer, the flag generator and the event decoder all see BTF
+//! only through this module, so they cannot disagree about a layout.
+
+use std::collections::BTreeMap;
+
+use btf_rs::{BtfType, Type as B};
+use fallible_iterator::FallibleIterator;
+
+use crate::types::{Bitfield, EnumValue, Kind, Member, Type};
+
+/// A type chain longer than this is treated as a loop in corrupt BTF.
+const MAX_DEPTH: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("malformed BTF: {0}")]
+    Malformed(String),
+    #[error("BTF type id {0} does not exist")]
+    BadId(u32),
+    #[error("BTF type chain starting at id {0} is too deep (a loop?)")]
+    TooDeep(u32),
+    #[error("`{c}` has no layout ({why})")]
+    NoLayout { c: String, why: &'static str },
+}
+
+type Result<T> = std::result::Result<T, BtfError>;
+
+/// A `DATASEC` and the variables it lists.
+#[derive(Debug)]
+pub struct Datasec {
+    pub name: String,
+    pub vars: Vec<Var>,
+}
+
+#[derive(Debug)]
+pub struct Var {
+    pub id: u32,
+    pub name: String,
+    pub type_id: u32,
+}
+
+/// A BPF object's BTF, parsed once, with its declaration tags indexed by target.
+pub struct ObjectBtf {
+    btf: btf_rs::Btf,
+    /// Index = type id; entry 0 is `void`.
+    types: Vec<B>,
+    /// Declaration tags (`btf_decl_tag("...")`) on a type, a variable or a function,
+    /// keyed by the tagged type id. Tags on members or parameters are not kept.
+    tags: BTreeMap<u32, Vec<String>>,
+}
+
+impl ObjectBtf {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        // btf-rs asserts on some impossible headers; corrupt input must not panic us.
+        let parsed = std::panic::catch_unwind(|| Self::parse_inner(bytes));
+        parsed.unwrap_or_else(|_| Err(BtfError::Malformed("unreadable type section".into())))
+    }
+
+    fn parse_inner(bytes: &[u8]) -> Result<Self> {
+        let btf = btf_rs::Btf::from_bytes(bytes).map_err(|e| BtfError::Malformed(e.to_string()))?;
+        // The iterator of a base section starts with `void`, id 0.
+        let mut types = Vec::new();
+        let mut iter = btf.type_iter();
+        while let Some(ty) = iter.next().map_err(|e| BtfError::Malformed(e.to_string()))? {
+            types.push(ty);
+        }
+        if !matches!(types.first(), Some(B::Void)) {
+            types.insert(0, B::Void);
+        }
+        let mut this = ObjectBtf {
+            btf,
+            types,
+            tags: BTreeMap::new(),
+        };
+        let mut tags: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for ty in &this.types {
+            if let B::DeclTag(tag) = ty {
+                if tag.component_index().is_none() {
+                    if let Some(target) = tag.get_type_id() {
+                        tags.entry(target).or_default().push(this.name_of(tag));
+                    }
+                }
+            }
+        }
+        this.tags = tags;
+        Ok(this)
+    }
+
+    fn get(&self, id: u32) -> Result<&B> {
+        self.types.get(id as usize).ok_or(BtfError::BadId(id))
+    }
+
+    fn name_of(&self, ty: &dyn BtfType) -> String {
+        self.btf.resolve_name(ty).unwrap_or_default()
+    }
+
+    /// The name of a type, variable or function (empty when anonymous).
+    pub fn name(&self, id: u32) -> String {
+        match self.get(id) {
+            Ok(ty) => ty.as_btf_type().map(|t| self.name_of(t)).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Declaration tags on `id`, in BTF order.
+    pub fn tags(&self, id: u32) -> &[String] {
+        self.tags.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The value of the tag `runner:<key>=<value>` on `id`, if there is one.
+    pub fn runner_tag(&self, id: u32, key: &str) -> Option<&str> {
+        self.tags(id).iter().find_map(|tag| {
+            let rest = tag.strip_prefix("runner:")?.strip_prefix(key)?;
+            rest.strip_prefix('=')
+        })
+    }
+
+    /// Every `DATASEC`, in BTF order.
+    pub fn datasecs(&self) -> Vec<Datasec> {
+        let mut out = Vec::new();
+        for ty in &self.types {
+            let B::Datasec(sec) = ty else { continue };
+            let vars = sec
+                .variables
+                .iter()
+                .filter_map(|info| {
+                    let id = info.get_type_id()?;
+                    let B::Var(var) = self.get(id).ok()? else { return None };
+                    Some(Var {
+                        id,
+                        name: self.name_of(var),
+                        type_id: var.get_type_id()?,
+                    })
+                })
+                .collect();
+            out.push(Datasec {
+                name: self.name_of(sec),
+                vars,
+            });
+        }
+        out
+    }
+
+    /// Ids of functions (`BTF_KIND_FUNC`) with their names.
+    pub fn funcs(&self) -> Vec<(u32, String)> {
+        (0..self.types.len() as u32)
+            .filter(|&id| matches!(self.types[id as usize], B::Func(_)))
+            .map(|id| (id, self.name(id)))
+            .collect()
+    }
+
+    /// Ids of the named structs called `name`.
+    pub fn structs_named(&self, name: &str) -> Vec<u32> {
+        (0..self.types.len() as u32)
+            .filter(|&id| matches!(self.types[id as usize], B::Struct(_)) && self.name(id) == name)
+            .collect()
+    }
+
+    /// Names of every named struct, sorted and deduplicated.
+    pub fn struct_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.types.len() as u32)
+            .filter(|&id| matches!(self.types[id as usize], B::Struct(_)))
+            .map(|id| self.name(id))
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Follow typedefs, qualifiers and type tags down to the type that has a shape.
+    pub fn strip(&self, mut id: u32) -> Result<(u32, &B)> {
+        for _ in 0..MAX_DEPTH {
+            let ty = self.get(id)?;
+            match ty {
+                B::Typedef(_) | B::Const(_) | B::Volatile(_) | B::Restrict(_) | B::TypeTag(_) => {
+                    id = ty.as_btf_type().and_then(|t| t.get_type_id()).unwrap_or(0);
+                }
+                _ => return Ok((id, ty)),
+            }
+        }
+        Err(BtfError::TooDeep(id))
+    }
+
+    /// The member list of a struct or union `id` (after stripping), with each member's
+    /// name and type id.
+    pub fn members(&self, id: u32) -> Result<Vec<(String, u32)>> {
+        match self.strip(id)?.1 {
+            B::Struct(s) | B::Union(s) => Ok(s
+                .members
+                .iter()
+                .map(|m| (self.name_of(m), m.get_type_id().unwrap_or(0)))
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// For the map-definition idioms of `bpf_helpers.h`: `__uint(name, N)` is a pointer to
+    /// an array of N elements, `__type(name, T)` a pointer to T.
+    pub fn pointee(&self, id: u32) -> Result<Option<u32>> {
+        match self.strip(id)?.1 {
+            B::Ptr(p) => Ok(Some(p.get_type_id().unwrap_or(0))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The N of `__uint(name, N)`.
+    pub fn uint_member(&self, id: u32) -> Result<Option<u32>> {
+        let Some(target) = self.pointee(id)? else { return Ok(None) };
+        match self.strip(target)?.1 {
+            B::Array(a) => Ok(Some(a.len() as u32)),
+            _ => Ok(None),
+        }
+    }
+
+    /// How C spells type `id`, typedef names kept and qualifiers dropped.
+    pub fn c_name(&self, id: u32) -> Result<String> {
+        self.c_name_depth(id, 0)
+    }
+
+    fn c_name_depth(&self, id: u32, depth: usize) -> Result<String> {
+        if depth > MAX_DEPTH {
+            return Err(BtfError::TooDeep(id));
+        }
+        let ty = self.get(id)?;
+        let inner = || ty.as_btf_type().and_then(|t| t.get_type_id()).unwrap_or(0);
+        let tagged = |tag: &str| {
+            let name = self.name(id);
+            format!("{tag} {}", if name.is_empty() { "<anon>" } else { &name })
+        };
+        Ok(match ty {
+            B::Void => "void".into(),
+            B::Struct(_) => tagged("struct"),
+            B::Union(_) => tagged("union"),
+            B::Enum(_) | B::Enum64(_) => tagged("enum"),
+            B::Fwd(f) if f.is_union() => tagged("union"),
+            B::Fwd(_) => tagged("struct"),
+            B::Const(_) | B::Volatile(_) | B::Restrict(_) | B::TypeTag(_) => {
+                self.c_name_depth(inner(), depth + 1)?
+            }
+            B::Ptr(_) => match self.get(inner())? {
+                B::FuncProto(_) => "function pointer".into(),
+                _ => format!("{} *", self.c_name_depth(inner(), depth + 1)?),
+            },
+            B::Array(a) => {
+                let elem = self.c_name_depth(inner(), depth + 1)?;
+                match elem.find('[') {
+                    Some(at) => format!("{}[{}]{}", &elem[..at], a.len(), &elem[at..]),
+                    None => format!("{elem}[{}]", a.len()),
+                }
+            }
+            B::FuncProto(_) => "function".into(),
+            _ => self.name(id),
+        })
+    }
+
+    /// The resolved type `id`: its C spelling, kind and full layout.
+    pub fn resolve(&self, id: u32) -> Result<Type> {
+        self.resolve_depth(id, 0)
+    }
+
+    fn resolve_depth(&self, id: u32, depth: usize) -> Result<Type> {
+        if depth > MAX_DEPTH {
+            return Err(BtfError::TooDeep(id));
+        }
+        let c = self.c_name(id)?;
+        let (base, ty) = self.strip(id)?;
+        let no_layout = |why| BtfError::NoLayout { c: c.clone(), why };
+        let kind = match ty {
+            B::Int(i) => {
+                let size = i.size() as u32;
+                if i.is_bool() {
+                    Kind::Bool { size }
+                } else if size == 1 && c == "char" && self.name(base) == "char" {
+                    Kind::Char {
+                        signed: i.is_signed(),
+                    }
+                } else {
+                    Kind::Int {
+                        size,
+                        signed: i.is_signed(),
+                    }
+                }
+            }
+            B::Float(f) => Kind::Float {
+                size: f.size() as u32,
+            },
+            B::Enum(e) => Kind::Enum {
+                size: e.size() as u32,
+                signed: e.is_signed(),
+                values: e
+                    .members
+                    .iter()
+                    .map(|m| EnumValue {
+                        name: self.name_of(m),
+                        value: if e.is_signed() {
+                            i128::from(m.val() as i32)
+                        } else {
+                            i128::from(m.val())
+                        },
+                    })
+                    .collect(),
+            },
+            B::Enum64(e) => Kind::Enum {
+                size: e.size() as u32,
+                signed: e.is_signed(),
+                values: e
+                    .members
+                    .iter()
+                    .map(|m| EnumValue {
+                        name: self.name_of(m),
+                        value: if e.is_signed() {
+                            i128::from(m.val() as i64)
+                        } else {
+                            i128::from(m.val())
+                        },
+                    })
+                    .collect(),
+            },
+            B::Array(a) => Kind::Array {
+                len: a.len() as u32,
+                elem: Box::new(self.resolve_depth(a.get_type_id().unwrap_or(0), depth + 1)?),
+            },
+            B::Struct(s) | B::Union(s) => {
+                let mut members = Vec::with_capacity(s.members.len());
+                for m in &s.members {
+                    let bits = m.bitfield_size().unwrap_or(0);
+                    let bit_offset = m.bit_offset();
+                    members.push(Member {
+                        name: self.name_of(m),
+                        offset: bit_offset / 8,
+                        bitfield: (bits > 0).then_some(Bitfield { bit_offset, bits }),
+                        ty: self.resolve_depth(m.get_type_id().unwrap_or(0), depth + 1)?,
+                    });
+                }
+                let size = s.size() as u32;
+                if matches!(ty, B::Struct(_)) {
+                    Kind::Struct { size, members }
+                } else {
+                    Kind::Union { size, members }
+                }
+            }
+            B::Ptr(_) => Kind::Pointer { size: 8 },
+            B::Fwd(_) => return Err(no_layout("only declared, never defined")),
+            B::Void => return Err(no_layout("void")),
+            B::FuncProto(_) | B::Func(_) => return Err(no_layout("a function")),
+            _ => return Err(no_layout("not a data type")),
+        };
+        Ok(Type { c, kind })
+    }
+}

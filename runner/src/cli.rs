@@ -1,0 +1,215 @@
+//! The command line: `build`, `pack`, `info` and `run`. Errors are printed once, as a
+//! chain, to stderr; exit codes are 0 (success, or a closed pipe), 1 (runtime failure),
+//! 2 (bad usage).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::compile::{self, BuildOptions};
+use crate::info;
+use crate::pack::{self, PackOptions};
+use crate::package::Package;
+use crate::run;
+
+#[derive(Parser)]
+#[command(
+    name = "runner",
+    version,
+    about = "Pack an eBPF program into one self-describing JSON package, and run any such package",
+    after_help = "Run `runner run <PACKAGE> --help` to see the options a package defines."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile a BPF C source (clang -g -O2 -target bpf) and pack it
+    Build {
+        /// The BPF program, e.g. programs/sigsnoop/sigsnoop.bpf.c
+        source: PathBuf,
+        /// Where to write the package [default: package.json beside the source]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Use this vmlinux.h instead of one generated from the running kernel's BTF
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        /// Which struct an event map carries, when the runner cannot tell
+        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = map_struct)]
+        events: Vec<(String, String)>,
+        /// Extra flag for clang (repeatable), e.g. --cflag=-DDEBUG
+        #[arg(long = "cflag", value_name = "FLAG", allow_hyphen_values = true)]
+        cflags: Vec<String>,
+        /// Also keep the compiled object here
+        #[arg(long, value_name = "FILE")]
+        object: Option<PathBuf>,
+    },
+    /// Pack a BPF object compiled elsewhere (needs its BTF: compile with -g)
+    Pack {
+        /// The BPF ELF object
+        object: PathBuf,
+        /// Where to write the package [default: package.json beside the object]
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The C source, for the help text of globals and the description
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Package name [default: the object's file name without .bpf.o]
+        #[arg(long)]
+        name: Option<String>,
+        /// One-line description of the program
+        #[arg(long)]
+        description: Option<String>,
+        /// Which struct an event map carries, when the runner cannot tell
+        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = map_struct)]
+        events: Vec<(String, String)>,
+    },
+    /// Show what a package contains: globals, events, maps, programs
+    Info {
+        /// The package
+        package: PathBuf,
+    },
+    /// Load a package, attach its programs and print its events
+    Run {
+        /// The package; its globals become options, see `runner run <PACKAGE> --help`
+        package: PathBuf,
+    },
+}
+
+fn map_struct(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((m, t)) if !m.is_empty() && !t.is_empty() => Ok((m.into(), t.trim_start_matches("struct ").into())),
+        _ => Err("expected MAP=STRUCT".into()),
+    }
+}
+
+fn write_package(pkg: &Package, output: Option<PathBuf>, beside: &Path) -> anyhow::Result<()> {
+    let path = output.unwrap_or_else(|| beside.parent().unwrap_or(Path::new(".")).join("package.json"));
+    std::fs::write(&path, pkg.to_json()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    eprintln!("runner: wrote {}", path.display());
+    Ok(())
+}
+
+fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Build {
+            source,
+            output,
+            vmlinux,
+            events,
+            cflags,
+            object,
+        } => {
+            let pkg = compile::build(&BuildOptions {
+                source: source.clone(),
+                vmlinux,
+                events,
+                cflags,
+                object_out: object,
+            })?;
+            write_package(&pkg, output, &source)
+        }
+        Cmd::Pack {
+            object,
+            output,
+            source,
+            name,
+            description,
+            events,
+        } => {
+            let bytes = std::fs::read(&object).with_context(|| format!("cannot read `{}`", object.display()))?;
+            let source_text = match &source {
+                Some(path) => {
+                    Some(std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?)
+                }
+                None => None,
+            };
+            let opts = PackOptions {
+                name: name.unwrap_or_else(|| compile::stem_name(&object)),
+                source: source_text,
+                description,
+                events,
+            };
+            let pkg = pack::pack(&bytes, &opts).with_context(|| format!("cannot pack `{}`", object.display()))?;
+            write_package(&pkg, output, &object)
+        }
+        Cmd::Info { package } => {
+            let (pkg, _) = Package::read(&package)?;
+            print!("{}", info::render(&pkg));
+            Ok(())
+        }
+        Cmd::Run { package } => run::main(&package, &[]),
+    }
+}
+
+/// Print an error chain on one line: "what failed: why: deeper why".
+pub fn report(err: &anyhow::Error) {
+    let mut line = String::from("runner: error: ");
+    let mut first = true;
+    for cause in err.chain() {
+        if !first {
+            line.push_str(": ");
+        }
+        line.push_str(&cause.to_string());
+        first = false;
+    }
+    eprintln!("{line}");
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Entry point; returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // `runner run <PACKAGE> ...`: the options after the package come from the package.
+    let result = if args.len() > 2 && args[1] == "run" && !args[2].starts_with('-') {
+        run::main(Path::new(&args[2]), &args[3..])
+    } else {
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => dispatch(cli.cmd),
+            Err(e) => {
+                let _ = e.print();
+                return e.exit_code();
+            }
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) => match e.downcast_ref::<clap::Error>() {
+            Some(clap_err) => {
+                let _ = clap_err.print();
+                clap_err.exit_code()
+            }
+            None => {
+                report(&e);
+                1
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn map_struct_pairs() {
+        assert_eq!(map_struct("events=struct event").unwrap(), ("events".into(), "event".into()));
+        assert!(map_struct("events").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! What the runner needs from the system before and around a load: privileges, tracefs,
+//! and libbpf's log (kept so a verifier rejection can be shown, streamed with --verbose).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use libbpf_rs::PrintLevel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error("loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (this process has neither CAP_BPF nor CAP_SYS_ADMIN)")]
+    NoPrivilege,
+    #[error("tracefs is not mounted and mounting it on /sys/kernel/tracing failed ({0}); run `mount -t tracefs tracefs /sys/kernel/tracing` as root")]
+    NoTracefs(std::io::Error),
+    #[error("tracepoint `{tracepoint}` (program `{program}`) does not exist on this kernel (no {path})")]
+    NoTracepoint {
+        tracepoint: String,
+        program: String,
+        path: PathBuf,
+    },
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
+
+/// Effective capabilities of this process, from /proc/self/status.
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Fail early, with what is needed, when this process cannot load BPF at all.
+pub fn check_privileges() -> Result<(), SystemError> {
+    match effective_caps() {
+        Some(caps) if caps & (1 << CAP_BPF) == 0 && caps & (1 << CAP_SYS_ADMIN) == 0 => Err(SystemError::NoPrivilege),
+        _ => Ok(()),
+    }
+}
+
+/// The tracefs directory libbpf will use, mounting tracefs when it is nowhere.
+pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if Path::new(dir).join("events").is_dir() {
+            return Ok(dir.into());
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(SystemError::NoTracefs(std::io::Error::last_os_error()));
+    }
+    eprintln!("runner: mounted tracefs on /sys/kernel/tracing");
+    Ok("/sys/kernel/tracing".into())
+}
+
+/// Check that `category/name` exists under tracefs.
+pub fn check_tracepoint(tracefs: &Path, tracepoint: &str, program: &str) -> Result<(), SystemError> {
+    let path = tracefs.join("events").join(tracepoint);
+    if path.is_dir() {
+        return Ok(());
+    }
+    Err(SystemError::NoTracepoint {
+        tracepoint: tracepoint.into(),
+        program: program.into(),
+        path,
+    })
+}
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The most libbpf lines kept for an error report.
+const LOG_KEEP: usize = 4000;
+
+fn print(level: PrintLevel, msg: String) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprint!("{msg}");
+    }
+    if level == PrintLevel::Debug {
+        return;
+    }
+    if let Ok(mut log) = LOG.lock() {
+        if log.len() >= LOG_KEEP {
+            log.drain(..LOG_KEEP / 2);
+        }
+        log.push(msg);
+    }
+}
+
+/// Route libbpf's messages through the runner: kept for error reports, printed only with
+/// `--verbose`.
+pub fn capture_libbpf_log(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+    let level = if verbose { PrintLevel::Debug } else { PrintLevel::Info };
+    libbpf_rs::set_print(Some((level, print)));
+}
+
+/// The end of the verifier log of the last failed program load, if libbpf printed one.
+pub fn verifier_log_tail(max_lines: usize) -> Option<String> {
+    let log = LOG.lock().ok()?;
+    let text: String = log.concat();
+    let begin = text.rfind("-- BEGIN PROG LOAD LOG --")?;
+    let body = &text[begin..];
+    let body = body.split_once('\n').map_or("", |(_, rest)| rest);
+    let end = body.find("-- END PROG LOAD LOG --").unwrap_or(body.len());
+    let lines: Vec<&str> = body[..end]
+        .lines()
+        .map(|l| l.trim_start_matches("libbpf: ").trim_end())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let start = lines.len().saturating_sub(max_lines);
+    Some(lines[start..].join("\n"))
+}
+
+/// The last libbpf warning, for errors libbpf explained only in its log.
+pub fn last_libbpf_message() -> Option<String> {
+    let log = LOG.lock().ok()?;
+    log.last().map(|m| m.trim().trim_start_matches("libbpf: ").to_string())
+}

@@ -1,0 +1,31 @@
+//! runner: ship an eBPF tool as one self-describing JSON package, run it with one generic
+//! runner.
+//!
+//! ```text
+//!  build:  source.bpf.c ──clang──▶ object.bpf.o ──pack──▶ package.json
+//!                                   (ELF + BTF)     (globals, events, maps, programs,
+//!                                                    object embedded with its sha256)
+//!  run:    package.json ─▶ Loaded ─▶ checked against the object's own BTF
+//!                        ─▶ Configured (flags written into .rodata/.data/.bss)
+//!                        ─▶ Attached (programs, per their `when` conditions)
+//!                        ─▶ streaming: ring/perf buffer ─▶ Plan (decoder) ─▶ table | json | csv
+//! ```
+//!
+//! One BTF walker ([`btf`]) resolves every type into [`types::Type`]; the packer
+//! ([`pack`]), the flags ([`flags`]) and the decoder ([`plan`]) all read that.
+
+pub mod btf;
+pub mod cli;
+pub mod compile;
+pub mod elf;
+pub mod flags;
+pub mod info;
+pub mod kernel;
+pub mod output;
+pub mod pack;
+pub mod package;
+pub mod plan;
+pub mod run;
+pub mod source;
+pub mod stream;
+pub mod types;

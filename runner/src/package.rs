@@ -1,0 +1,253 @@
+//! The package: one JSON file that embeds a BPF object and describes it. This module owns
+//! the format (see `schemas/package.schema.json`), reading it with errors that name the file
+//! and the cause, and writing it byte for byte the same for the same content.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::types::Type;
+
+/// The format this runner writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    pub format_version: u32,
+    pub name: String,
+    pub description: String,
+    pub license: String,
+    pub globals: Vec<Global>,
+    pub events: Vec<Event>,
+    pub maps: Vec<Map>,
+    pub programs: Vec<Program>,
+    pub object: Embedded,
+}
+
+/// A global variable of `.rodata`, `.data` or `.bss`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    pub name: String,
+    pub section: String,
+    pub offset: u64,
+    pub size: u64,
+    #[serde(rename = "type")]
+    pub ty: Type,
+    /// The value compiled into the object, decoded.
+    pub default: serde_json::Value,
+    /// The command-line flag (`--<flag>`), or why there is none.
+    pub flag: Flag,
+    /// The author's comment above the declaration.
+    pub help: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Flag {
+    Name(String),
+    None(String),
+}
+
+/// An event channel (ring buffer or perf event array) and the struct it carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub map: String,
+    pub channel: Channel,
+    #[serde(rename = "struct")]
+    pub struct_name: String,
+    #[serde(rename = "type")]
+    pub ty: Type,
+    /// A global that the program increments when it cannot submit an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_counter: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Ringbuf,
+    PerfEventArray,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Map {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Type>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Type>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Program {
+    pub name: String,
+    pub section: String,
+    pub attach: Attach,
+    /// Load and attach only when this bool global has this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attach {
+    pub kind: AttachKind,
+    /// What it attaches to, as the section names it; empty when given at run time.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachKind {
+    Tracepoint,
+    RawTracepoint,
+    TpBtf,
+    Kprobe,
+    Kretprobe,
+    Ksyscall,
+    Kretsyscall,
+    Uprobe,
+    Uretprobe,
+    Usdt,
+    Fentry,
+    Fexit,
+    FmodRet,
+    Lsm,
+    PerfEvent,
+    Iter,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub global: String,
+    pub equals: bool,
+}
+
+/// The embedded object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embedded {
+    pub sha256: String,
+    pub size: u64,
+    pub base64: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot read package `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("package `{path}` is not valid JSON: {source}")]
+    Json { path: PathBuf, source: serde_json::Error },
+    #[error("package `{path}` has format version {found}; this runner reads version {FORMAT_VERSION}")]
+    Version { path: PathBuf, found: String },
+    #[error("package `{path}` is malformed: {source}")]
+    Structure { path: PathBuf, source: serde_json::Error },
+    #[error("package `{path}`: embedded object is not valid base64 ({reason})")]
+    Base64 { path: PathBuf, reason: String },
+    #[error("package `{path}`: embedded object is {actual} bytes, the package says {expected} (truncated?)")]
+    Size { path: PathBuf, expected: u64, actual: u64 },
+    #[error("package `{path}`: embedded object checksum mismatch (sha256 {actual}, the package says {expected})")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+impl Embedded {
+    pub fn new(object: &[u8]) -> Self {
+        Embedded {
+            sha256: sha256_hex(object),
+            size: object.len() as u64,
+            base64: base64::engine::general_purpose::STANDARD.encode(object),
+        }
+    }
+}
+
+impl Package {
+    /// Read and check a package: JSON, format version, then the embedded object's size
+    /// and checksum. Returns the package and the object bytes.
+    pub fn read(path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
+        let text = std::fs::read(path).map_err(|source| PackageError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_slice(&text, path)
+    }
+
+    pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|source| PackageError::Json {
+            path: path.into(),
+            source,
+        })?;
+        match value.get("format_version") {
+            Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
+            other => {
+                return Err(PackageError::Version {
+                    path: path.into(),
+                    found: other.map_or("(none)".into(), |v| v.to_string()),
+                })
+            }
+        }
+        let package: Package = serde_json::from_value(value).map_err(|source| PackageError::Structure {
+            path: path.into(),
+            source,
+        })?;
+        let object = base64::engine::general_purpose::STANDARD
+            .decode(&package.object.base64)
+            .map_err(|e| PackageError::Base64 {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+        if object.len() as u64 != package.object.size {
+            return Err(PackageError::Size {
+                path: path.into(),
+                expected: package.object.size,
+                actual: object.len() as u64,
+            });
+        }
+        let actual = sha256_hex(&object);
+        if actual != package.object.sha256 {
+            return Err(PackageError::Checksum {
+                path: path.into(),
+                expected: package.object.sha256.clone(),
+                actual,
+            });
+        }
+        Ok((package, object))
+    }
+
+    /// The package as written to disk: pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).expect("a package always serializes");
+        text.push('\n');
+        text
+    }
+}

@@ -1,0 +1,302 @@
+//! The decoder: a [`Plan`] is compiled once from a resolved [`Type`] into a tree of field
+//! readers with absolute offsets; walking it over raw bytes feeds a [`Sink`]. Every output
+//! (table, JSON, CSV, and the JSON defaults of globals in a package) is a sink, so there is
+//! exactly one decoder.
+
+use crate::types::{Kind, Type};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("member `{field}` of `{c}` lies outside the type's {size} bytes")]
+    OutOfBounds { c: String, field: String, size: u64 },
+    #[error("`{c}` has an integer of {size} bytes; 1, 2, 4, 8 and 16 are supported")]
+    IntSize { c: String, size: u32 },
+}
+
+/// What a decoded value is handed to.
+pub trait Sink {
+    fn int(&mut self, v: i64);
+    fn uint(&mut self, v: u64);
+    fn int128(&mut self, v: i128);
+    fn bool(&mut self, v: bool);
+    fn float(&mut self, v: f64);
+    /// `char[N]` contents up to the first NUL.
+    fn text(&mut self, s: &[u8]);
+    /// A byte array that is not text.
+    fn bytes(&mut self, b: &[u8]);
+    fn enum_name(&mut self, name: &str);
+    fn pointer(&mut self, v: u64);
+    fn begin_list(&mut self);
+    fn item(&mut self, first: bool);
+    fn end_list(&mut self);
+    fn begin_record(&mut self);
+    fn field(&mut self, name: &str, first: bool);
+    fn end_record(&mut self);
+}
+
+/// A reader for one value. Offsets are absolute from the start of the record (or of the
+/// array element being read, for nodes inside an array).
+#[derive(Debug, Clone)]
+pub enum Node {
+    Int { off: usize, size: usize, signed: bool },
+    Bool { off: usize, size: usize },
+    Float { off: usize, size: usize },
+    Enum { off: usize, size: usize, signed: bool, names: Vec<(i128, String)> },
+    Bits { bit_off: usize, bits: u32, signed: bool, names: Vec<(i128, String)> },
+    Text { off: usize, len: usize },
+    Bytes { off: usize, len: usize },
+    Pointer { off: usize },
+    Array { off: usize, len: usize, stride: usize, elem: Box<Node> },
+    Record { fields: Vec<(String, Node)> },
+}
+
+/// A compiled decoder for one record type.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub size: usize,
+    pub root: Node,
+}
+
+impl Plan {
+    pub fn compile(ty: &Type) -> Result<Plan, PlanError> {
+        let size = ty.size() as usize;
+        let root = compile(ty, 0, ty, size)?;
+        Ok(Plan { size, root })
+    }
+
+    /// Top-level fields (one per column), or the whole value as a single unnamed field.
+    pub fn columns(&self) -> Vec<(&str, &Node)> {
+        match &self.root {
+            Node::Record { fields } => fields.iter().map(|(n, f)| (n.as_str(), f)).collect(),
+            other => vec![("value", other)],
+        }
+    }
+
+    /// Decode `rec` into `sink`. The caller guarantees `rec.len() >= self.size`.
+    pub fn visit<S: Sink>(&self, rec: &[u8], sink: &mut S) {
+        self.root.visit(rec, 0, sink);
+    }
+}
+
+fn enum_names(ty: &Type) -> Vec<(i128, String)> {
+    match &ty.kind {
+        Kind::Enum { values, .. } => values.iter().map(|v| (v.value, v.name.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node, PlanError> {
+    let end = base + ty.size() as usize;
+    if end > root_size {
+        return Err(PlanError::OutOfBounds {
+            c: root.c.clone(),
+            field: ty.c.clone(),
+            size: root_size as u64,
+        });
+    }
+    let int_size = |size: u32| match size {
+        1 | 2 | 4 | 8 | 16 => Ok(size as usize),
+        _ => Err(PlanError::IntSize {
+            c: ty.c.clone(),
+            size,
+        }),
+    };
+    Ok(match &ty.kind {
+        Kind::Int { size, signed } => Node::Int {
+            off: base,
+            size: int_size(*size)?,
+            signed: *signed,
+        },
+        Kind::Char { signed } => Node::Int {
+            off: base,
+            size: 1,
+            signed: *signed,
+        },
+        Kind::Bool { size } => Node::Bool {
+            off: base,
+            size: int_size(*size)?,
+        },
+        Kind::Float { size } => Node::Float {
+            off: base,
+            size: *size as usize,
+        },
+        Kind::Enum { size, signed, .. } => Node::Enum {
+            off: base,
+            size: int_size(*size)?,
+            signed: *signed,
+            names: enum_names(ty),
+        },
+        Kind::Pointer { .. } => Node::Pointer { off: base },
+        Kind::Array { len, elem } if ty.is_text() => {
+            let _ = elem;
+            Node::Text {
+                off: base,
+                len: *len as usize,
+            }
+        }
+        Kind::Array { len, elem } if matches!(elem.kind, Kind::Int { size: 1, signed: false }) => Node::Bytes {
+            off: base,
+            len: *len as usize,
+        },
+        Kind::Array { len, elem } => {
+            let stride = elem.size() as usize;
+            Node::Array {
+                off: base,
+                len: *len as usize,
+                stride,
+                elem: Box::new(compile(elem, 0, elem, stride)?),
+            }
+        }
+        Kind::Struct { members, .. } | Kind::Union { members, .. } => {
+            let mut fields = Vec::with_capacity(members.len());
+            for m in members {
+                let node = match m.bitfield {
+                    Some(bf) => {
+                        let (signed, names) = match &m.ty.kind {
+                            Kind::Int { signed, .. } | Kind::Enum { signed, .. } => (*signed, enum_names(&m.ty)),
+                            Kind::Char { signed } => (*signed, Vec::new()),
+                            _ => (false, Vec::new()),
+                        };
+                        let bit_off = base * 8 + bf.bit_offset as usize;
+                        if bf.bits > 64 || (bit_off + bf.bits as usize).div_ceil(8) > root_size {
+                            return Err(PlanError::OutOfBounds {
+                                c: root.c.clone(),
+                                field: m.name.clone(),
+                                size: root_size as u64,
+                            });
+                        }
+                        Node::Bits {
+                            bit_off,
+                            bits: bf.bits,
+                            signed,
+                            names,
+                        }
+                    }
+                    None => compile(&m.ty, base + m.offset as usize, root, root_size)?,
+                };
+                match node {
+                    // An anonymous struct or union: its members read as the parent's own.
+                    Node::Record { fields: inner } if m.name.is_empty() => fields.extend(inner),
+                    node => fields.push((m.name.clone(), node)),
+                }
+            }
+            Node::Record { fields }
+        }
+    })
+}
+
+fn read_u64(rec: &[u8], off: usize, size: usize) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..size].copy_from_slice(&rec[off..off + size]);
+    u64::from_le_bytes(buf)
+}
+
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    ((v << shift) as i64) >> shift
+}
+
+fn read_i128(rec: &[u8], off: usize) -> i128 {
+    let mut buf = [0u8; 16];
+    buf.copy_from_slice(&rec[off..off + 16]);
+    i128::from_le_bytes(buf)
+}
+
+fn emit_enum<S: Sink>(sink: &mut S, v: i128, names: &[(i128, String)], signed: bool) {
+    match names.iter().find(|(value, _)| *value == v) {
+        Some((_, name)) => sink.enum_name(name),
+        None if signed => sink.int(v as i64),
+        None => sink.uint(v as u64),
+    }
+}
+
+impl Node {
+    pub fn visit<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
+        match self {
+            Node::Int { off, size: 16, signed } => {
+                let v = read_i128(rec, base + off);
+                if *signed || v >= 0 {
+                    sink.int128(v)
+                } else {
+                    sink.int128(v) // unsigned 128-bit values above i128::MAX are shown wrapped
+                }
+            }
+            Node::Int { off, size, signed } => {
+                let v = read_u64(rec, base + off, *size);
+                if *signed {
+                    sink.int(sign_extend(v, *size as u32 * 8))
+                } else {
+                    sink.uint(v)
+                }
+            }
+            Node::Bool { off, size } => sink.bool(rec[base + off..base + off + size].iter().any(|&b| b != 0)),
+            Node::Float { off, size: 4 } => {
+                sink.float(f64::from(f32::from_bits(read_u64(rec, base + off, 4) as u32)))
+            }
+            Node::Float { off, size: 8 } => sink.float(f64::from_bits(read_u64(rec, base + off, 8))),
+            Node::Float { off, size } => sink.bytes(&rec[base + off..base + off + size]),
+            Node::Enum {
+                off,
+                size,
+                signed,
+                names,
+            } => {
+                let raw = read_u64(rec, base + off, (*size).min(8));
+                let v = if *signed {
+                    i128::from(sign_extend(raw, (*size).min(8) as u32 * 8))
+                } else {
+                    i128::from(raw)
+                };
+                emit_enum(sink, v, names, *signed);
+            }
+            Node::Bits {
+                bit_off,
+                bits,
+                signed,
+                names,
+            } => {
+                let start = base * 8 + bit_off;
+                let first = start / 8;
+                let last = (start + *bits as usize).div_ceil(8);
+                let mut buf = [0u8; 16];
+                buf[..last - first].copy_from_slice(&rec[first..last]);
+                let raw = (u128::from_le_bytes(buf) >> (start % 8)) as u64;
+                let raw = if *bits == 64 { raw } else { raw & ((1u64 << bits) - 1) };
+                let v = if *signed {
+                    i128::from(sign_extend(raw, *bits))
+                } else {
+                    i128::from(raw)
+                };
+                emit_enum(sink, v, names, *signed);
+            }
+            Node::Text { off, len } => {
+                let s = &rec[base + off..base + off + len];
+                let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+                sink.text(&s[..end]);
+            }
+            Node::Bytes { off, len } => sink.bytes(&rec[base + off..base + off + len]),
+            Node::Pointer { off } => sink.pointer(read_u64(rec, base + off, 8)),
+            Node::Array {
+                off,
+                len,
+                stride,
+                elem,
+            } => {
+                sink.begin_list();
+                for i in 0..*len {
+                    sink.item(i == 0);
+                    elem.visit(rec, base + off + i * stride, sink);
+                }
+                sink.end_list();
+            }
+            Node::Record { fields } => {
+                sink.begin_record();
+                for (i, (name, node)) in fields.iter().enumerate() {
+                    sink.field(name, i == 0);
+                    node.visit(rec, base, sink);
+                }
+                sink.end_record();
+            }
+        }
+    }
+}

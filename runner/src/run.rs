@@ -1,0 +1,416 @@
+//! `runner run`: a package goes through typed phases, so no step can be skipped or done
+//! twice:
+//!
+//! [`Checked`] (read, checksum verified, description matched against the object's own BTF)
+//! → [`Configured`] (opened from memory, flags written into `.rodata`/`.data`/`.bss`,
+//! programs enabled per their conditions) → [`Attached`] (loaded, attached) → streaming
+//! ([`crate::stream`]).
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Arg, ArgAction, Command};
+use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject, UprobeOpts};
+
+use crate::flags;
+use crate::kernel;
+use crate::output::Format;
+use crate::pack::{self, Description};
+use crate::package::{AttachKind, Flag, Package};
+use crate::stream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("package `{path}`: the embedded object does not match the package's description ({what}); rebuild the package")]
+    Mismatch { path: PathBuf, what: String },
+    #[error("package `{path}`: the embedded object is not usable")]
+    BadObject {
+        path: PathBuf,
+        #[source]
+        source: pack::PackError,
+    },
+    #[error("cannot open the embedded object of `{name}`: {detail}")]
+    Open { name: String, detail: String },
+    #[error("the kernel rejected program `{program}` of `{name}` ({error}); end of the verifier log:\n{log}")]
+    Verifier {
+        name: String,
+        program: String,
+        error: String,
+        log: String,
+    },
+    #[error("cannot load `{name}` into the kernel: {error}{hint}")]
+    Load { name: String, error: String, hint: String },
+    #[error("failed to attach program `{program}` to {kind:?} {target}: {error}")]
+    Attach {
+        program: String,
+        kind: AttachKind,
+        target: String,
+        error: String,
+    },
+    #[error("program `{program}` ({kind:?}) needs a target given at run time: pass --attach {program}=<BINARY>:<FUNCTION>")]
+    NeedsTarget { program: String, kind: AttachKind },
+    #[error("--attach names program `{0}`, which this package does not have")]
+    UnknownProgram(String),
+}
+
+/// Phase 1: a package whose object is intact and matches its description.
+pub struct Checked {
+    pub path: PathBuf,
+    pub pkg: Package,
+    pub object: Vec<u8>,
+}
+
+/// What the command line asked for.
+pub struct Settings {
+    pub format: Format,
+    pub duration: Option<Duration>,
+    pub verbose: bool,
+    pub attach: Vec<(String, String)>,
+    /// Encoded values of the globals the user set, by index into `pkg.globals`.
+    pub values: Vec<(usize, Vec<u8>)>,
+}
+
+/// Phase 2: opened, globals written, programs enabled or not.
+pub struct Configured {
+    open: OpenObject,
+}
+
+/// Phase 3: loaded and attached. Dropping it detaches and unloads everything.
+pub struct Attached {
+    pub obj: Object,
+    _links: Vec<Link>,
+}
+
+/// Compare what the package says with what the object says, ignoring the help texts
+/// (which come from the source, not the object).
+fn mismatch(pkg: &Package, desc: &Description) -> Option<String> {
+    if pkg.globals.len() != desc.globals.len() {
+        return Some("number of globals".into());
+    }
+    for (a, b) in pkg.globals.iter().zip(&desc.globals) {
+        let mut a = a.clone();
+        a.help.clone_from(&b.help);
+        if &a != b {
+            return Some(format!("global `{}`", b.name));
+        }
+    }
+    if pkg.events != desc.events {
+        return Some("event layout".into());
+    }
+    if pkg.maps != desc.maps {
+        return Some("maps".into());
+    }
+    if pkg.programs != desc.programs {
+        return Some("programs".into());
+    }
+    None
+}
+
+impl Checked {
+    pub fn read(path: &Path) -> anyhow::Result<Checked> {
+        let (pkg, object) = Package::read(path)?;
+        let overrides: Vec<(String, String)> =
+            pkg.events.iter().map(|e| (e.map.clone(), e.struct_name.clone())).collect();
+        let desc = pack::describe(&object, None, &overrides).map_err(|source| RunError::BadObject {
+            path: path.into(),
+            source,
+        })?;
+        if let Some(what) = mismatch(&pkg, &desc) {
+            return Err(RunError::Mismatch { path: path.into(), what }.into());
+        }
+        Ok(Checked {
+            path: path.into(),
+            pkg,
+            object,
+        })
+    }
+
+    /// The `runner run <PACKAGE>` command: the runner's options plus one per global.
+    pub fn command(&self) -> Command {
+        let about = if self.pkg.description.is_empty() {
+            self.pkg.name.clone()
+        } else {
+            self.pkg.description.clone()
+        };
+        let mut cmd = Command::new("runner run")
+            .bin_name(format!("runner run {}", self.path.display()))
+            .about(about)
+            .arg(
+                Arg::new("output")
+                    .short('o')
+                    .long("output")
+                    .value_name("FORMAT")
+                    .value_parser(clap::value_parser!(Format))
+                    .default_value("table")
+                    .help("How events are printed")
+                    .help_heading("Runner options"),
+            )
+            .arg(
+                Arg::new("duration")
+                    .long("duration")
+                    .value_name("SECONDS")
+                    .value_parser(parse_duration)
+                    .help("Stop after this long (default: until Ctrl-C or SIGTERM)")
+                    .help_heading("Runner options"),
+            )
+            .arg(
+                Arg::new("attach")
+                    .long("attach")
+                    .value_name("PROG=TARGET")
+                    .action(ArgAction::Append)
+                    .value_parser(parse_attach)
+                    .help("Where a program attaches, for probes whose target is given at run time (uprobe: BINARY:FUNCTION)")
+                    .help_heading("Runner options"),
+            )
+            .arg(
+                Arg::new("verbose")
+                    .short('v')
+                    .long("verbose")
+                    .action(ArgAction::SetTrue)
+                    .help("Show libbpf's log on stderr")
+                    .help_heading("Runner options"),
+            );
+        for global in &self.pkg.globals {
+            if let Some(arg) = flags::arg_for(global) {
+                cmd = cmd.arg(arg);
+            }
+        }
+        cmd
+    }
+
+    /// Parse the options after the package.
+    pub fn settings(&self, args: &[String]) -> Result<Settings, clap::Error> {
+        let argv = std::iter::once("runner run".to_string()).chain(args.iter().cloned());
+        let matches = self.command().try_get_matches_from(argv)?;
+        let mut values = Vec::new();
+        for (i, global) in self.pkg.globals.iter().enumerate() {
+            let Flag::Name(name) = &global.flag else { continue };
+            if let Some(bytes) = matches.get_one::<Vec<u8>>(name) {
+                values.push((i, bytes.clone()));
+            }
+        }
+        Ok(Settings {
+            format: *matches.get_one::<Format>("output").expect("has a default"),
+            duration: matches.get_one::<Duration>("duration").copied(),
+            verbose: matches.get_flag("verbose"),
+            attach: matches
+                .get_many::<(String, String)>("attach")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            values,
+        })
+    }
+
+    /// The value of bool global `name` as this run will see it.
+    fn bool_value(&self, settings: &Settings, name: &str) -> bool {
+        let Some(index) = self.pkg.globals.iter().position(|g| g.name == name) else { return false };
+        match settings.values.iter().find(|(i, _)| *i == index) {
+            Some((_, bytes)) => bytes.iter().any(|&b| b != 0),
+            None => self.pkg.globals[index].default == serde_json::Value::Bool(true),
+        }
+    }
+
+    /// Which programs this run loads, by index into `pkg.programs`.
+    pub fn enabled(&self, settings: &Settings) -> Vec<bool> {
+        self.pkg
+            .programs
+            .iter()
+            .map(|p| match &p.when {
+                Some(cond) => self.bool_value(settings, &cond.global) == cond.equals,
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Phase 2: open the object from memory, write the globals, enable programs.
+    pub fn configure(self, settings: &Settings) -> anyhow::Result<(Checked, Configured)> {
+        let mut builder = ObjectBuilder::default();
+        let open_err = |e: libbpf_rs::Error| RunError::Open {
+            name: self.pkg.name.clone(),
+            detail: kernel::last_libbpf_message().unwrap_or_else(|| e.to_string()),
+        };
+        builder.name(&self.pkg.name).map_err(open_err)?;
+        let mut open = builder.open_memory(&self.object).map_err(open_err)?;
+        for (index, bytes) in &settings.values {
+            let global = &self.pkg.globals[*index];
+            let data = section_data(&open, &global.section)
+                .with_context(|| format!("object has no {} map for global `{}`", global.section, global.name))?;
+            let start = global.offset as usize;
+            let slot = data
+                .get_mut(start..start + bytes.len())
+                .with_context(|| format!("global `{}` lies outside {}", global.name, global.section))?;
+            slot.copy_from_slice(bytes);
+        }
+        let enabled = self.enabled(settings);
+        for mut prog in open.progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            if let Some(i) = self.pkg.programs.iter().position(|p| p.name == name) {
+                prog.set_autoload(enabled[i]);
+            }
+        }
+        Ok((self, Configured { open }))
+    }
+}
+
+/// The writable initial bytes of the internal map for `section` (`.rodata`, `.bss`...).
+fn section_data<'a>(open: &'a OpenObject, section: &str) -> Option<&'a mut [u8]> {
+    let name = CString::new(section).ok()?;
+    // SAFETY: the object pointer is valid while `open` lives; libbpf finds internal maps by
+    // their section name and returns the buffer it will create the map from.
+    unsafe {
+        let map = libbpf_rs::libbpf_sys::bpf_object__find_map_by_name(open.as_libbpf_object().as_ptr(), name.as_ptr());
+        if map.is_null() {
+            return None;
+        }
+        let mut size = 0usize;
+        let data = libbpf_rs::libbpf_sys::bpf_map__initial_value(map, &mut size as *mut usize as *mut _);
+        if data.is_null() {
+            return None;
+        }
+        Some(std::slice::from_raw_parts_mut(data.cast::<u8>(), size))
+    }
+}
+
+impl Configured {
+    /// Phase 3: load into the kernel and attach every enabled program.
+    pub fn attach(self, checked: &Checked, settings: &Settings) -> anyhow::Result<Attached> {
+        let pkg = &checked.pkg;
+        let enabled = checked.enabled(settings);
+        for (name, _) in &settings.attach {
+            if !pkg.programs.iter().any(|p| &p.name == name) {
+                return Err(RunError::UnknownProgram(name.clone()).into());
+            }
+        }
+        let needs_tracefs = pkg
+            .programs
+            .iter()
+            .zip(&enabled)
+            .any(|(p, on)| *on && p.attach.kind == AttachKind::Tracepoint);
+        if needs_tracefs {
+            let tracefs = kernel::ensure_tracefs()?;
+            for (p, on) in pkg.programs.iter().zip(&enabled) {
+                if *on && p.attach.kind == AttachKind::Tracepoint {
+                    kernel::check_tracepoint(&tracefs, &p.attach.target, &p.name)?;
+                }
+            }
+        }
+        let obj = self.open.load().map_err(|e| load_error(&pkg.name, e))?;
+        let mut links = Vec::new();
+        for prog in obj.progs_mut() {
+            if !prog.autoload() {
+                continue;
+            }
+            let name = prog.name().to_string_lossy().into_owned();
+            let Some(spec) = pkg.programs.iter().find(|p| p.name == name) else { continue };
+            let runtime_target = settings.attach.iter().find(|(p, _)| *p == name).map(|(_, t)| t.as_str());
+            let attach_err = |target: &str, e: libbpf_rs::Error| RunError::Attach {
+                program: name.clone(),
+                kind: spec.attach.kind,
+                target: target.to_string(),
+                error: kernel::last_libbpf_message().unwrap_or_else(|| e.to_string()),
+            };
+            let link = match (spec.attach.kind, runtime_target) {
+                (kind @ (AttachKind::Uprobe | AttachKind::Uretprobe), Some(target)) => {
+                    let (binary, func) = target.rsplit_once(':').unwrap_or((target, ""));
+                    let opts = UprobeOpts {
+                        func_name: (!func.is_empty()).then(|| func.to_string()),
+                        retprobe: kind == AttachKind::Uretprobe,
+                        ..Default::default()
+                    };
+                    prog.attach_uprobe_with_opts(-1, binary, 0, opts).map_err(|e| attach_err(target, e))?
+                }
+                (AttachKind::Uprobe | AttachKind::Uretprobe, None) if spec.attach.target.is_empty() => {
+                    return Err(RunError::NeedsTarget {
+                        program: name,
+                        kind: spec.attach.kind,
+                    }
+                    .into())
+                }
+                _ => prog.attach().map_err(|e| attach_err(&spec.attach.target, e))?,
+            };
+            links.push(link);
+        }
+        Ok(Attached { obj, _links: links })
+    }
+}
+
+fn load_error(name: &str, e: libbpf_rs::Error) -> RunError {
+    let error = e.to_string();
+    if let Some(log) = kernel::verifier_log_tail(20) {
+        let program = kernel::last_libbpf_message()
+            .and_then(|m| m.split('\'').nth(1).map(str::to_string))
+            .unwrap_or_default();
+        return RunError::Verifier {
+            name: name.into(),
+            program,
+            error,
+            log,
+        };
+    }
+    let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+        "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string()
+    } else {
+        kernel::last_libbpf_message().map(|m| format!(" ({m})")).unwrap_or_default()
+    };
+    RunError::Load {
+        name: name.into(),
+        error,
+        hint,
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let secs: f64 = number.parse().map_err(|_| "expected seconds, like 5, 1.5s, 200ms or 2m".to_string())?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err("expected a positive duration".into());
+    }
+    Ok(Duration::from_secs_f64(secs * scale))
+}
+
+fn parse_attach(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((p, t)) if !p.is_empty() && !t.is_empty() => Ok((p.into(), t.into())),
+        _ => Err("expected PROG=TARGET, e.g. my_probe=/bin/bash:readline".into()),
+    }
+}
+
+/// `runner run <PACKAGE> [OPTIONS]`.
+pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
+    // Keep libbpf quiet until we know whether --verbose was asked for.
+    kernel::capture_libbpf_log(false);
+    let checked = Checked::read(path)?;
+    let settings = checked.settings(args)?;
+    kernel::capture_libbpf_log(settings.verbose);
+    kernel::check_privileges()?;
+    let (checked, configured) = checked.configure(&settings)?;
+    let attached = configured.attach(&checked, &settings)?;
+    let stats = stream::stream(&attached, &checked.pkg, &settings)?;
+    drop(attached);
+    eprintln!("runner: {} events, {} lost", stats.events, stats.lost);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("200ms").unwrap(), Duration::from_millis(200));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+}

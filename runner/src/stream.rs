@@ -1,0 +1,210 @@
+//! The event loop: read ring buffers and perf buffers, decode each record once through its
+//! plan, render into one buffer and write it per batch. Programs may submit without waking
+//! the reader (`BPF_RB_NO_WAKEUP`); the loop drains on a short timer, so an event waits at
+//! most [`POLL`] before it is printed.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::Write as _;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use libbpf_rs::{Map, MapCore, PerfBufferBuilder, RingBufferBuilder};
+
+use crate::output::Renderer;
+use crate::package::{Channel, Global, Package};
+use crate::plan::Plan;
+use crate::run::{Attached, Settings};
+
+/// The longest an event waits in a buffer before it is printed.
+const POLL: Duration = Duration::from_millis(50);
+/// Records consumed between two writes, so a flood is written in batches of bounded size.
+const BATCH: usize = 4096;
+/// How often the lost-event counters kept by programs are read.
+const LOST_CHECK: Duration = Duration::from_millis(500);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Stop on SIGINT and SIGTERM; without SA_RESTART so a blocked poll returns at once.
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub lost: u64,
+}
+
+/// A lost-event counter kept by the program in a global.
+struct LostCounter<'a> {
+    map_name: String,
+    global: &'a Global,
+    seen: u64,
+}
+
+fn read_counter(obj: &libbpf_rs::Object, global: &Global) -> Option<u64> {
+    let map = obj
+        .maps()
+        .find(|m| m.name().to_string_lossy().ends_with(global.section.as_str()))?;
+    let value = map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY).ok()??;
+    let start = global.offset as usize;
+    let bytes = value.get(start..start + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn stdout() -> ManuallyDrop<File> {
+    // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never closes it.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
+}
+
+pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow::Result<Stats> {
+    install_signal_handlers();
+    let obj = &attached.obj;
+    let mut out_file = stdout();
+    let out = RefCell::new(Vec::<u8>::with_capacity(1 << 18));
+    let events = Cell::new(0u64);
+    let perf_lost = Cell::new(0u64);
+
+    let mut renderers = Vec::new();
+    for event in &pkg.events {
+        let renderer = Renderer::new(settings.format, Plan::compile(&event.ty)?);
+        renderer.header(&mut out.borrow_mut());
+        renderers.push(RefCell::new(renderer));
+    }
+    out_file.write_all(&out.borrow()).context("cannot write to stdout")?;
+    out.borrow_mut().clear();
+
+    let maps: Vec<Map> = obj.maps().collect();
+    let find_map = |name: &str| maps.iter().find(|m| m.name() == name);
+    let on_record = |renderer: &RefCell<Renderer>, data: &[u8]| {
+        let mut renderer = renderer.borrow_mut();
+        if data.len() >= renderer.size() {
+            renderer.event(data, &mut out.borrow_mut());
+            events.set(events.get() + 1);
+        }
+    };
+
+    let mut ring = RingBufferBuilder::new();
+    let mut has_ring = false;
+    let mut perf = Vec::new();
+    for (event, renderer) in pkg.events.iter().zip(&renderers) {
+        let map = find_map(&event.map).with_context(|| format!("map `{}` is missing after load", event.map))?;
+        match event.channel {
+            Channel::Ringbuf => {
+                ring.add(map, move |data: &[u8]| {
+                    on_record(renderer, data);
+                    0
+                })?;
+                has_ring = true;
+            }
+            Channel::PerfEventArray => {
+                let buffer = PerfBufferBuilder::new(map)
+                    .sample_cb(move |_cpu: i32, data: &[u8]| on_record(renderer, data))
+                    .lost_cb(|cpu: i32, count: u64| {
+                        perf_lost.set(perf_lost.get() + count);
+                        eprintln!("runner: {count} events lost on CPU {cpu} (perf buffer `{}` full)", event.map);
+                    })
+                    .build()
+                    .with_context(|| format!("cannot open perf buffer `{}`", event.map))?;
+                perf.push(buffer);
+            }
+        }
+    }
+    let ring = if has_ring { Some(ring.build()?) } else { None };
+
+    let mut counters: Vec<LostCounter> = pkg
+        .events
+        .iter()
+        .filter_map(|e| {
+            let name = e.lost_counter.as_ref()?;
+            let global = pkg.globals.iter().find(|g| &g.name == name)?;
+            Some(LostCounter {
+                map_name: e.map.clone(),
+                global,
+                seen: 0,
+            })
+        })
+        .collect();
+    let check_lost = |counters: &mut Vec<LostCounter>| -> u64 {
+        let mut total = 0;
+        for c in counters.iter_mut() {
+            if let Some(now) = read_counter(obj, c.global) {
+                if now > c.seen {
+                    eprintln!("runner: {} events lost on map `{}` (buffer full)", now - c.seen, c.map_name);
+                    c.seen = now;
+                }
+            }
+            total += c.seen;
+        }
+        total
+    };
+
+    let deadline = settings.duration.map(|d| Instant::now() + d);
+    let mut last_check = Instant::now();
+    let mut flush = |out_file: &mut File| -> std::io::Result<()> {
+        let mut buf = out.borrow_mut();
+        if !buf.is_empty() {
+            out_file.write_all(&buf)?;
+            buf.clear();
+        }
+        Ok(())
+    };
+    let drain = |out_file: &mut File, flush: &mut dyn FnMut(&mut File) -> std::io::Result<()>| -> std::io::Result<()> {
+        if let Some(ring) = &ring {
+            while ring.consume_raw_n(BATCH) as usize >= BATCH {
+                flush(out_file)?;
+            }
+        }
+        for buffer in &perf {
+            let _ = buffer.consume();
+        }
+        flush(out_file)
+    };
+
+    let mut ring_lost = 0;
+    let result = loop {
+        if STOP.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break Ok(());
+        }
+        let timeout = deadline.map_or(POLL, |d| POLL.min(d.saturating_duration_since(Instant::now())));
+        match (&ring, perf.first()) {
+            (Some(ring), _) => {
+                let _ = ring.poll_raw(timeout);
+            }
+            (None, Some(buffer)) => {
+                let _ = buffer.poll(timeout);
+            }
+            (None, None) => std::thread::sleep(timeout),
+        }
+        if let Err(e) = drain(&mut out_file, &mut flush) {
+            break Err(e);
+        }
+        if last_check.elapsed() >= LOST_CHECK {
+            ring_lost = check_lost(&mut counters);
+            last_check = Instant::now();
+        }
+    };
+    let result = result.and_then(|()| drain(&mut out_file, &mut flush));
+    ring_lost = ring_lost.max(check_lost(&mut counters));
+    result.context("cannot write to stdout")?;
+    Ok(Stats {
+        events: events.get(),
+        lost: ring_lost + perf_lost.get(),
+    })
+}

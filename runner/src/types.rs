@@ -1,0 +1,104 @@
+//! The resolved type model: what a BTF type looks like once typedefs and qualifiers are
+//! stripped and every layout is computed.
+//!
+//! The BTF walker (`btf.rs`) produces these, the package stores them, the flag generator
+//! reads globals through them and the decoder (`plan.rs`) compiles them into readers.
+
+use serde::{Deserialize, Serialize};
+
+/// A type with its C spelling (`pid_t`, `struct event`, `char[16]`) and its resolved kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Type {
+    /// How the type is spelled in C, typedef name kept, qualifiers dropped.
+    pub c: String,
+    #[serde(flatten)]
+    pub kind: Kind,
+}
+
+/// The resolved shape of a type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Kind {
+    /// Signed or unsigned integer of 1, 2, 4, 8 or 16 bytes.
+    Int { size: u32, signed: bool },
+    /// Plain C `char`: a number on its own, text inside an array.
+    Char { signed: bool },
+    Bool { size: u32 },
+    Float { size: u32 },
+    Enum {
+        size: u32,
+        signed: bool,
+        values: Vec<EnumValue>,
+    },
+    Array { len: u32, elem: Box<Type> },
+    Struct { size: u32, members: Vec<Member> },
+    Union { size: u32, members: Vec<Member> },
+    /// A pointer: its value is an address, the pointee is only named in `c`.
+    Pointer { size: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnumValue {
+    pub name: String,
+    pub value: i128,
+}
+
+/// A struct or union member. Anonymous members have an empty name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    /// Byte offset of the member (of the storage unit holding it, for a bitfield).
+    pub offset: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitfield: Option<Bitfield>,
+    #[serde(rename = "type")]
+    pub ty: Type,
+}
+
+/// Where a bitfield's bits are, counted from the start of the enclosing struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bitfield {
+    pub bit_offset: u32,
+    pub bits: u32,
+}
+
+impl Type {
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            Kind::Int { size, .. }
+            | Kind::Bool { size }
+            | Kind::Float { size }
+            | Kind::Enum { size, .. }
+            | Kind::Struct { size, .. }
+            | Kind::Union { size, .. }
+            | Kind::Pointer { size } => u64::from(*size),
+            Kind::Char { .. } => 1,
+            Kind::Array { len, elem } => u64::from(*len) * elem.size(),
+        }
+    }
+
+    /// True for `char[N]`, which is shown and parsed as text.
+    pub fn is_text(&self) -> bool {
+        matches!(&self.kind, Kind::Array { elem, .. } if matches!(elem.kind, Kind::Char { .. }))
+    }
+
+    /// A short description of the kind, for help and `runner info`.
+    pub fn summary(&self) -> String {
+        match &self.kind {
+            Kind::Int { size, signed } => format!("{}{}", if *signed { "i" } else { "u" }, size * 8),
+            Kind::Char { .. } => "char".into(),
+            Kind::Bool { .. } => "bool".into(),
+            Kind::Float { size } => format!("f{}", size * 8),
+            Kind::Enum { values, .. } => {
+                let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+                format!("enum: {}", names.join("|"))
+            }
+            Kind::Array { len, .. } if self.is_text() => format!("string, at most {} bytes", len.saturating_sub(1)),
+            Kind::Array { len, elem } => format!("array of {len} {}", elem.summary()),
+            Kind::Struct { size, .. } => format!("struct, {size} bytes"),
+            Kind::Union { size, .. } => format!("union, {size} bytes"),
+            Kind::Pointer { .. } => "pointer".into(),
+        }
+    }
+}
