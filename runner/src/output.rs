@@ -211,6 +211,8 @@ fn natural_width(node: &Node) -> usize {
 
 /// Local wall-clock time, formatted once per second.
 struct Clock {
+    /// A frozen instant (seconds, nanoseconds since the epoch), shown in UTC: for tests.
+    fixed: Option<(i64, i64)>,
     second: i64,
     hms: [u8; 8],
     /// `2026-11-22T10:25:29` and `+01:00`, with the microseconds going between.
@@ -221,6 +223,7 @@ struct Clock {
 impl Clock {
     fn new() -> Self {
         Clock {
+            fixed: None,
             second: i64::MIN,
             hms: *b"00:00:00",
             date_time: String::new(),
@@ -232,13 +235,22 @@ impl Clock {
     /// second changed.
     fn now(&mut self) -> (i64, i64) {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `ts` is a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        match self.fixed {
+            Some((sec, nsec)) => (ts.tv_sec, ts.tv_nsec) = (sec, nsec),
+            // SAFETY: `ts` is a valid out-pointer.
+            None => unsafe {
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts);
+            },
+        }
         if ts.tv_sec != self.second {
             self.second = ts.tv_sec;
-            // SAFETY: zeroed `tm` is a valid out-parameter; `localtime_r` is thread-safe.
+            // SAFETY: zeroed `tm` is a valid out-parameter; both calls are thread-safe.
             let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-            unsafe { libc::localtime_r(&ts.tv_sec, &mut tm) };
+            if self.fixed.is_some() {
+                unsafe { libc::gmtime_r(&ts.tv_sec, &mut tm) };
+            } else {
+                unsafe { libc::localtime_r(&ts.tv_sec, &mut tm) };
+            }
             let hms = format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
             self.hms.copy_from_slice(hms.as_bytes());
             let off = tm.tm_gmtoff;
@@ -281,6 +293,13 @@ impl Renderer {
             clock: Clock::new(),
             cell: Vec::with_capacity(64),
         }
+    }
+
+    /// Show every event at this instant (seconds and nanoseconds since the epoch), in UTC,
+    /// instead of the local wall clock: for reproducible output in tests.
+    pub fn fix_time(&mut self, secs: i64, nsec: i64) {
+        self.clock.fixed = Some((secs, nsec));
+        self.clock.second = i64::MIN;
     }
 
     /// The header line, if the format has one.

@@ -83,6 +83,13 @@ pub struct Attached {
     _links: Vec<Link>,
 }
 
+impl Attached {
+    /// How many links are attached.
+    pub fn links(&self) -> usize {
+        self._links.len()
+    }
+}
+
 /// Compare what the package says with what the object says, ignoring the help texts
 /// (which come from the source, not the object).
 fn mismatch(pkg: &Package, desc: &Description) -> Option<String> {
@@ -395,6 +402,11 @@ pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
     kernel::check_privileges()?;
     let (checked, configured) = checked.configure(&settings)?;
     let attached = configured.attach(&checked, &settings)?;
+    eprintln!(
+        "runner: {}: {} programs attached; tracing, Ctrl-C to stop",
+        checked.pkg.name,
+        attached.links()
+    );
     let stats = stream::stream(&attached, &checked.pkg, &settings)?;
     drop(attached);
     eprintln!("runner: {} events, {} lost", stats.events, stats.lost);

@@ -1,0 +1,187 @@
+//! Helpers shared by the integration tests: paths, the BPF probe, and a tracer process
+//! that is started, waited for until it is attached, and stopped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn runner() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_runner"))
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn sigsnoop_package() -> PathBuf {
+    repo().join("programs/sigsnoop/package.json")
+}
+
+/// Can this process load a BPF program? Probed by loading a two-instruction socket
+/// filter (`r0 = 0; exit`), not by checking the uid.
+fn bpf_works() -> bool {
+    #[repr(C)]
+    struct Attr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        pad: [u8; 92],
+    }
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = b"GPL\0";
+    let attr = Attr {
+        prog_type: 1, // BPF_PROG_TYPE_SOCKET_FILTER
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 0,
+        log_size: 0,
+        log_buf: 0,
+        kern_version: 0,
+        pad: [0; 92],
+    };
+    // SAFETY: a valid bpf_attr for BPF_PROG_LOAD (5); the fd is closed right away.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, &attr as *const Attr, std::mem::size_of::<Attr>()) };
+    if fd >= 0 {
+        unsafe { libc::close(fd as i32) };
+        true
+    } else {
+        false
+    }
+}
+
+/// True when BPF tests can run. Without BPF they are skipped loudly, unless
+/// `RUNNER_REQUIRE_BPF=1` (as in CI), which turns the skip into a failure.
+pub fn bpf_available(test: &str) -> bool {
+    if bpf_works() {
+        return true;
+    }
+    if std::env::var("RUNNER_REQUIRE_BPF").as_deref() == Ok("1") {
+        panic!("{test}: BPF is not available here, and RUNNER_REQUIRE_BPF=1 requires it");
+    }
+    eprintln!("SKIPPED {test}: BPF is not available (run as root to include it)");
+    false
+}
+
+/// A running `runner run`, attached and streaming.
+pub struct Tracer {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+}
+
+pub struct Finished {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: ExitStatus,
+}
+
+impl Tracer {
+    /// Start `runner run <args>` and wait (up to 30 s) until it says it is attached.
+    pub fn start(args: &[&str]) -> Tracer {
+        let mut child = Command::new(runner())
+            .arg("run")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn runner");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut tracer = Tracer {
+            child,
+            stderr: rx,
+            stderr_seen: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tracer.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let ready = line.contains("attached; tracing");
+                    tracer.stderr_seen.push(line);
+                    if ready {
+                        return tracer;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let finished = tracer.stop();
+                    panic!("runner exited before attaching: {}\n{}", finished.status, finished.stderr);
+                }
+            }
+            if Instant::now() > deadline {
+                let finished = tracer.stop();
+                panic!("runner did not attach within 30 s:\n{}", finished.stderr);
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, then collect everything it printed. Events are drained on a 50 ms timer,
+    /// so give it a moment first.
+    pub fn stop(mut self) -> Finished {
+        std::thread::sleep(Duration::from_millis(200));
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        let status = wait_timeout(&mut self.child, Duration::from_secs(20));
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(500)) {
+            self.stderr_seen.push(line);
+        }
+        Finished {
+            stdout,
+            stderr: self.stderr_seen.join("\n"),
+            status,
+        }
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Run `runner <args>` to completion.
+pub fn run_runner(args: &[&str]) -> Finished {
+    let out = Command::new(runner()).args(args).output().expect("spawn runner");
+    Finished {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: out.status,
+    }
+}
+
+/// Split a table line into its whitespace-separated cells.
+pub fn cells(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
