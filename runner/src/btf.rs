@@ -62,7 +62,10 @@ impl ObjectBtf {
         // The iterator of a base section starts with `void`, id 0.
         let mut types = Vec::new();
         let mut iter = btf.type_iter();
-        while let Some(ty) = iter.next().map_err(|e| BtfError::Malformed(e.to_string()))? {
+        while let Some(ty) = iter
+            .next()
+            .map_err(|e| BtfError::Malformed(e.to_string()))?
+        {
             types.push(ty);
         }
         if !matches!(types.first(), Some(B::Void)) {
@@ -98,7 +101,10 @@ impl ObjectBtf {
     /// The name of a type, variable or function (empty when anonymous).
     pub fn name(&self, id: u32) -> String {
         match self.get(id) {
-            Ok(ty) => ty.as_btf_type().map(|t| self.name_of(t)).unwrap_or_default(),
+            Ok(ty) => ty
+                .as_btf_type()
+                .map(|t| self.name_of(t))
+                .unwrap_or_default(),
             Err(_) => String::new(),
         }
     }
@@ -126,7 +132,9 @@ impl ObjectBtf {
                 .iter()
                 .filter_map(|info| {
                     let id = info.get_type_id()?;
-                    let B::Var(var) = self.get(id).ok()? else { return None };
+                    let B::Var(var) = self.get(id).ok()? else {
+                        return None;
+                    };
                     Some(Var {
                         id,
                         name: self.name_of(var),
@@ -207,7 +215,9 @@ impl ObjectBtf {
 
     /// The N of `__uint(name, N)`.
     pub fn uint_member(&self, id: u32) -> Result<Option<u32>> {
-        let Some(target) = self.pointee(id)? else { return Ok(None) };
+        let Some(target) = self.pointee(id)? else {
+            return Ok(None);
+        };
         match self.strip(target)?.1 {
             B::Array(a) => Ok(Some(a.len() as u32)),
             _ => Ok(None),

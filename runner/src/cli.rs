@@ -81,14 +81,22 @@ enum Cmd {
 
 fn map_struct(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((m, t)) if !m.is_empty() && !t.is_empty() => Ok((m.into(), t.trim_start_matches("struct ").into())),
+        Some((m, t)) if !m.is_empty() && !t.is_empty() => {
+            Ok((m.into(), t.trim_start_matches("struct ").into()))
+        }
         _ => Err("expected MAP=STRUCT".into()),
     }
 }
 
 fn write_package(pkg: &Package, output: Option<PathBuf>, beside: &Path) -> anyhow::Result<()> {
-    let path = output.unwrap_or_else(|| beside.parent().unwrap_or(Path::new(".")).join("package.json"));
-    std::fs::write(&path, pkg.to_json()).with_context(|| format!("cannot write `{}`", path.display()))?;
+    let path = output.unwrap_or_else(|| {
+        beside
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("package.json")
+    });
+    std::fs::write(&path, pkg.to_json())
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     eprintln!("runner: wrote {}", path.display());
     Ok(())
 }
@@ -120,11 +128,13 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             description,
             events,
         } => {
-            let bytes = std::fs::read(&object).with_context(|| format!("cannot read `{}`", object.display()))?;
+            let bytes = std::fs::read(&object)
+                .with_context(|| format!("cannot read `{}`", object.display()))?;
             let source_text = match &source {
-                Some(path) => {
-                    Some(std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?)
-                }
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read `{}`", path.display()))?,
+                ),
                 None => None,
             };
             let opts = PackOptions {
@@ -133,7 +143,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 description,
                 events,
             };
-            let pkg = pack::pack(&bytes, &opts).with_context(|| format!("cannot pack `{}`", object.display()))?;
+            let pkg = pack::pack(&bytes, &opts)
+                .with_context(|| format!("cannot pack `{}`", object.display()))?;
             write_package(&pkg, output, &object)
         }
         Cmd::Info { package } => {
@@ -209,7 +220,10 @@ mod tests {
 
     #[test]
     fn map_struct_pairs() {
-        assert_eq!(map_struct("events=struct event").unwrap(), ("events".into(), "event".into()));
+        assert_eq!(
+            map_struct("events=struct event").unwrap(),
+            ("events".into(), "event".into())
+        );
         assert!(map_struct("events").is_err());
     }
 }

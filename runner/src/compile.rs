@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::package::Package;
 use crate::pack::{self, PackError, PackOptions};
+use crate::package::Package;
 
 include!(concat!(env!("OUT_DIR"), "/bpf_headers.rs"));
 
@@ -70,7 +70,12 @@ fn find_tool(var: &str, candidates: &[&str]) -> Option<String> {
     }
     candidates
         .iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
         .map(|c| c.to_string())
 }
 
@@ -88,7 +93,10 @@ fn target_arch() -> &'static str {
 
 /// Package name for a source or object path: its file name without `.bpf.c`/`.bpf.o`.
 pub fn stem_name(path: &Path) -> String {
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("program");
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("program");
     let mut name = file;
     for suffix in [".c", ".o"] {
         name = name.strip_suffix(suffix).unwrap_or(name);
@@ -115,13 +123,18 @@ fn generated_vmlinux() -> Result<PathBuf, BuildError> {
         why: format!("cannot read {}: {e}", btf_path.display()),
     })?;
     let dir = cache_dir();
-    let path = dir.join(format!("vmlinux-{}.h", &crate::package::sha256_hex(&btf)[..16]));
+    let path = dir.join(format!(
+        "vmlinux-{}.h",
+        &crate::package::sha256_hex(&btf)[..16]
+    ));
     if path.exists() {
         return Ok(path);
     }
-    let bpftool = find_tool("RUNNER_BPFTOOL", &["bpftool", "/usr/sbin/bpftool"]).ok_or(BuildError::Vmlinux {
-        why: "bpftool not found".into(),
-    })?;
+    let bpftool = find_tool("RUNNER_BPFTOOL", &["bpftool", "/usr/sbin/bpftool"]).ok_or(
+        BuildError::Vmlinux {
+            why: "bpftool not found".into(),
+        },
+    )?;
     let out = Command::new(&bpftool)
         .args(["btf", "dump", "file"])
         .arg(btf_path)
@@ -154,7 +167,9 @@ fn collect_structs(file: &Path, names: &mut Vec<String>, seen: &mut Vec<PathBuf>
         return;
     }
     seen.push(file.to_path_buf());
-    let Ok(text) = std::fs::read_to_string(file) else { return };
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
     let dir = file.parent().unwrap_or(Path::new("."));
     for line in text.lines() {
         let trimmed = line.trim_start();
@@ -167,7 +182,9 @@ fn collect_structs(file: &Path, names: &mut Vec<String>, seen: &mut Vec<PathBuf>
             }
             continue;
         }
-        let mut words = line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '{')).filter(|w| !w.is_empty());
+        let mut words = line
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '{'))
+            .filter(|w| !w.is_empty());
         while let Some(word) = words.next() {
             if word != "struct" {
                 continue;
@@ -188,17 +205,30 @@ pub fn build(opts: &BuildOptions) -> Result<Package, BuildError> {
         path: opts.source.clone(),
         source,
     })?;
-    let source_text = std::fs::read_to_string(&source_path).map_err(|source| BuildError::Source {
-        path: opts.source.clone(),
-        source,
-    })?;
+    let source_text =
+        std::fs::read_to_string(&source_path).map_err(|source| BuildError::Source {
+            path: opts.source.clone(),
+            source,
+        })?;
     let dir = source_path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let file_name = source_path.file_name().unwrap_or_default().to_os_string();
 
-    let clang = find_tool("RUNNER_CLANG", &["clang-19", "clang-20", "clang-18", "clang"]).ok_or(BuildError::NoClang {
+    let clang = find_tool(
+        "RUNNER_CLANG",
+        &["clang-19", "clang-20", "clang-18", "clang"],
+    )
+    .ok_or(BuildError::NoClang {
         tried: "$RUNNER_CLANG, clang-19, clang-20, clang-18, clang".into(),
     })?;
-    let strip = find_tool("RUNNER_LLVM_STRIP", &["llvm-strip-19", "llvm-strip-20", "llvm-strip-18", "llvm-strip"]);
+    let strip = find_tool(
+        "RUNNER_LLVM_STRIP",
+        &[
+            "llvm-strip-19",
+            "llvm-strip-20",
+            "llvm-strip-18",
+            "llvm-strip",
+        ],
+    );
 
     let tmp = tempfile::Builder::new()
         .prefix("runner-build")
@@ -207,17 +237,20 @@ pub fn build(opts: &BuildOptions) -> Result<Package, BuildError> {
     let include = tmp.path().join("include");
     std::fs::create_dir_all(include.join("bpf")).map_err(io("creating the include directory"))?;
     for (name, bytes) in BPF_HEADERS {
-        std::fs::write(include.join("bpf").join(name), bytes).map_err(io(format!("writing {name}")))?;
+        std::fs::write(include.join("bpf").join(name), bytes)
+            .map_err(io(format!("writing {name}")))?;
     }
     if !dir.join("vmlinux.h").exists() {
         let vmlinux = match &opts.vmlinux {
             Some(path) => path.clone(),
             None => generated_vmlinux()?,
         };
-        std::fs::copy(&vmlinux, include.join("vmlinux.h")).map_err(io(format!("copying {}", vmlinux.display())))?;
+        std::fs::copy(&vmlinux, include.join("vmlinux.h"))
+            .map_err(io(format!("copying {}", vmlinux.display())))?;
     }
 
-    let mut keep = String::from("/* Generated by runner build: keeps the program's structs in BTF. */\n");
+    let mut keep =
+        String::from("/* Generated by runner build: keeps the program's structs in BTF. */\n");
     for name in local_structs(&source_path) {
         keep.push_str(&format!(
             "struct {name};\nstruct {name} *__runner_keep_{name} __attribute__((section(\"{KEEP_SECTION}\"), used));\n"
@@ -234,7 +267,10 @@ pub fn build(opts: &BuildOptions) -> Result<Package, BuildError> {
         .arg("-I")
         .arg(&include)
         .arg(format!("-ffile-prefix-map={}=.", dir.display()))
-        .arg(format!("-ffile-prefix-map={}=/runner", tmp.path().display()))
+        .arg(format!(
+            "-ffile-prefix-map={}=/runner",
+            tmp.path().display()
+        ))
         .args(&opts.cflags)
         .arg("-c")
         .arg(&file_name)
@@ -293,12 +329,19 @@ mod tests {
     #[test]
     fn finds_local_structs_through_quoted_includes() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.h"), "struct event {\n int x;\n};\nstruct fwd;\n").unwrap();
+        std::fs::write(
+            dir.path().join("a.h"),
+            "struct event {\n int x;\n};\nstruct fwd;\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("a.bpf.c"),
             "#include \"vmlinux.h\"\n#include \"a.h\"\nstruct inner { int y; };\nstruct event *e;\nstatic struct {int z;} anon;\n",
         )
         .unwrap();
-        assert_eq!(local_structs(&dir.path().join("a.bpf.c")), vec!["event", "inner"]);
+        assert_eq!(
+            local_structs(&dir.path().join("a.bpf.c")),
+            vec!["event", "inner"]
+        );
     }
 }

@@ -79,11 +79,17 @@ impl ElfInfo {
         let mut data_symbols = Vec::new();
         let mut programs = Vec::new();
         for sym in file.symbols() {
-            let (Ok(name), Some(index)) = (sym.name(), sym.section_index()) else { continue };
-            let Ok(section) = file.section_by_index(index) else { continue };
+            let (Ok(name), Some(index)) = (sym.name(), sym.section_index()) else {
+                continue;
+            };
+            let Ok(section) = file.section_by_index(index) else {
+                continue;
+            };
             let section_name = section.name().unwrap_or_default().to_string();
             let executable = match section.flags() {
-                SectionFlags::Elf { sh_flags } => sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0,
+                SectionFlags::Elf { sh_flags } => {
+                    sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0
+                }
                 _ => false,
             };
             match sym.kind() {

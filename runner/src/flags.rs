@@ -21,7 +21,9 @@ pub fn unsettable_reason(ty: &Type) -> Option<&'static str> {
 }
 
 /// Long options of `runner run` itself; a global of the same name gets no flag.
-pub const RUNNER_OPTIONS: &[&str] = &["output", "duration", "verbose", "attach", "interval", "help", "version"];
+pub const RUNNER_OPTIONS: &[&str] = &[
+    "output", "duration", "interval", "verbose", "attach", "help", "version",
+];
 
 /// The flag a global with this name and type becomes.
 pub fn flag_for(name: &str, ty: &Type) -> Flag {
@@ -32,7 +34,10 @@ pub fn flag_for(name: &str, ty: &Type) -> Flag {
         return Flag::None("the name is not usable as a flag".into());
     }
     let (long, alias) = spellings(name);
-    if RUNNER_OPTIONS.iter().any(|o| *o == long || Some(*o) == alias.as_deref()) {
+    if RUNNER_OPTIONS
+        .iter()
+        .any(|o| *o == long || Some(*o) == alias.as_deref())
+    {
         return Flag::None(format!("--{long} is an option of the runner itself"));
     }
     Flag::Name(name.into())
@@ -62,7 +67,11 @@ pub fn encode(ty: &Type, text: &str) -> Result<Vec<u8>, String> {
             };
             encode_int(v, *size, false)
         }
-        Kind::Enum { size, signed, values } => {
+        Kind::Enum {
+            size,
+            signed,
+            values,
+        } => {
             let v = match values.iter().find(|v| v.name == text) {
                 Some(v) => v.value,
                 None => parse_int(text).map_err(|_| {
@@ -75,7 +84,11 @@ pub fn encode(ty: &Type, text: &str) -> Result<Vec<u8>, String> {
         Kind::Array { len, .. } if ty.is_text() => {
             let len = *len as usize;
             if text.len() >= len {
-                return Err(format!("at most {} bytes fit (got {})", len.saturating_sub(1), text.len()));
+                return Err(format!(
+                    "at most {} bytes fit (got {})",
+                    len.saturating_sub(1),
+                    text.len()
+                ));
             }
             if text.contains('\0') {
                 return Err("a NUL byte cannot be passed".into());
@@ -116,7 +129,10 @@ fn encode_int(v: i128, size: u32, signed: bool) -> Result<Vec<u8>, String> {
         (0, (1i128 << bits) - 1)
     };
     if v < min || v > max {
-        return Err(format!("{v} is out of range for {}{bits} ({min}..={max})", if signed { "i" } else { "u" }));
+        return Err(format!(
+            "{v} is out of range for {}{bits} ({min}..={max})",
+            if signed { "i" } else { "u" }
+        ));
     }
     Ok(v.to_le_bytes()[..size as usize].to_vec())
 }
@@ -129,7 +145,9 @@ pub fn spellings(name: &str) -> (String, Option<String>) {
 
 /// The clap argument for a settable global; `None` when it has no flag.
 pub fn arg_for(global: &Global) -> Option<Arg> {
-    let Flag::Name(name) = &global.flag else { return None };
+    let Flag::Name(name) = &global.flag else {
+        return None;
+    };
     let (long, alias) = spellings(name);
     let ty = global.ty.clone();
     let parser = move |text: &str| encode(&ty, text);
@@ -182,7 +200,16 @@ mod tests {
 
     #[test]
     fn ints_round_trip_and_check_range() {
-        for (size, signed) in [(1, true), (1, false), (2, true), (2, false), (4, true), (4, false), (8, true), (8, false)] {
+        for (size, signed) in [
+            (1, true),
+            (1, false),
+            (2, true),
+            (2, false),
+            (4, true),
+            (4, false),
+            (8, true),
+            (8, false),
+        ] {
             let bits = size * 8;
             let (min, max) = if signed {
                 (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
@@ -204,7 +231,9 @@ mod tests {
             assert!(encode(&int(size, signed), &(min - 1).to_string()).is_err());
         }
         assert_eq!(encode(&int(4, false), "0x10").unwrap(), vec![16, 0, 0, 0]);
-        assert!(encode(&int(4, true), "12abc").unwrap_err().contains("integer"));
+        assert!(encode(&int(4, true), "12abc")
+            .unwrap_err()
+            .contains("integer"));
     }
 
     #[test]

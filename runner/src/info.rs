@@ -14,7 +14,11 @@ pub fn compact_layout(ty: &Type) -> String {
     let parts: Vec<String> = members
         .iter()
         .map(|m| {
-            let mut s = format!("{}@{}", if m.name.is_empty() { "<anon>" } else { &m.name }, m.offset);
+            let mut s = format!(
+                "{}@{}",
+                if m.name.is_empty() { "<anon>" } else { &m.name },
+                m.offset
+            );
             if let Some(bf) = m.bitfield {
                 s.push_str(&format!(":{}", bf.bits));
             }
@@ -31,7 +35,11 @@ pub fn compact_layout(ty: &Type) -> String {
 
 fn members(out: &mut String, members: &[Member], indent: usize) {
     for m in members {
-        let name = if m.name.is_empty() { "<anonymous>" } else { &m.name };
+        let name = if m.name.is_empty() {
+            "<anonymous>"
+        } else {
+            &m.name
+        };
         let place = match m.bitfield {
             Some(bf) => format!("bit {} +{}", bf.bit_offset, bf.bits),
             None => format!("{:>4} {:>4}", m.offset, m.ty.size()),
@@ -44,7 +52,8 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
             m.ty.summary(),
             indent = indent
         );
-        if let Kind::Struct { members: inner, .. } | Kind::Union { members: inner, .. } = &m.ty.kind {
+        if let Kind::Struct { members: inner, .. } | Kind::Union { members: inner, .. } = &m.ty.kind
+        {
             self::members(out, inner, indent + 4);
         }
     }
@@ -68,7 +77,12 @@ pub fn render(pkg: &Package) -> String {
         let _ = writeln!(
             out,
             "  {flag:<20} {} ({}), default {}, {}+{} ({} bytes)",
-            g.ty.c, g.ty.summary(), g.default, g.section, g.offset, g.size
+            g.ty.c,
+            g.ty.summary(),
+            g.default,
+            g.section,
+            g.offset,
+            g.size
         );
         if !g.help.is_empty() {
             let _ = writeln!(out, "  {:<20} {}", "", g.help);
@@ -98,7 +112,11 @@ pub fn render(pkg: &Package) -> String {
     }
 
     let _ = writeln!(out, "\nMaps:");
-    let _ = writeln!(out, "  {:<16} {:<18} {:>6} {:>6} {:>10}", "NAME", "TYPE", "KEY", "VALUE", "MAX");
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<18} {:>6} {:>6} {:>10}",
+        "NAME", "TYPE", "KEY", "VALUE", "MAX"
+    );
     for m in &pkg.maps {
         let _ = writeln!(
             out,

@@ -13,7 +13,9 @@ pub enum SystemError {
     NoPrivilege,
     #[error("tracefs is not mounted and mounting it on /sys/kernel/tracing failed ({0}); run `mount -t tracefs tracefs /sys/kernel/tracing` as root")]
     NoTracefs(std::io::Error),
-    #[error("tracepoint `{tracepoint}` (program `{program}`) does not exist on this kernel (no {path})")]
+    #[error(
+        "tracepoint `{tracepoint}` (program `{program}`) does not exist on this kernel (no {path})"
+    )]
     NoTracepoint {
         tracepoint: String,
         program: String,
@@ -27,14 +29,19 @@ const CAP_BPF: u32 = 39;
 /// Effective capabilities of this process, from /proc/self/status.
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
 /// Fail early, with what is needed, when this process cannot load BPF at all.
 pub fn check_privileges() -> Result<(), SystemError> {
     match effective_caps() {
-        Some(caps) if caps & (1 << CAP_BPF) == 0 && caps & (1 << CAP_SYS_ADMIN) == 0 => Err(SystemError::NoPrivilege),
+        Some(caps) if caps & (1 << CAP_BPF) == 0 && caps & (1 << CAP_SYS_ADMIN) == 0 => {
+            Err(SystemError::NoPrivilege)
+        }
         _ => Ok(()),
     }
 }
@@ -65,7 +72,11 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
 }
 
 /// Check that `category/name` exists under tracefs.
-pub fn check_tracepoint(tracefs: &Path, tracepoint: &str, program: &str) -> Result<(), SystemError> {
+pub fn check_tracepoint(
+    tracefs: &Path,
+    tracepoint: &str,
+    program: &str,
+) -> Result<(), SystemError> {
     let path = tracefs.join("events").join(tracepoint);
     if path.is_dir() {
         return Ok(());
@@ -101,7 +112,11 @@ fn print(level: PrintLevel, msg: String) {
 /// `--verbose`.
 pub fn capture_libbpf_log(verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
-    let level = if verbose { PrintLevel::Debug } else { PrintLevel::Info };
+    let level = if verbose {
+        PrintLevel::Debug
+    } else {
+        PrintLevel::Info
+    };
     libbpf_rs::set_print(Some((level, print)));
 }
 
@@ -125,5 +140,6 @@ pub fn verifier_log_tail(max_lines: usize) -> Option<String> {
 /// The last libbpf warning, for errors libbpf explained only in its log.
 pub fn last_libbpf_message() -> Option<String> {
     let log = LOG.lock().ok()?;
-    log.last().map(|m| m.trim().trim_start_matches("libbpf: ").to_string())
+    log.last()
+        .map(|m| m.trim().trim_start_matches("libbpf: ").to_string())
 }

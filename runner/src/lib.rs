@@ -29,3 +29,4 @@ pub mod run;
 pub mod source;
 pub mod stream;
 pub mod types;
+pub mod views;

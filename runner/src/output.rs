@@ -199,9 +199,12 @@ fn natural_width(node: &Node) -> usize {
         Node::Int { .. } => 12,
         Node::Bool { .. } => 5,
         Node::Float { .. } => 10,
-        Node::Enum { names, .. } | Node::Bits { names, .. } => {
-            names.iter().map(|(_, n)| n.len()).max().unwrap_or(4).clamp(4, 16)
-        }
+        Node::Enum { names, .. } | Node::Bits { names, .. } => names
+            .iter()
+            .map(|(_, n)| n.len())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 16),
         Node::Text { len, .. } => len.saturating_sub(1).clamp(4, 16),
         Node::Bytes { len, .. } => (len * 2).min(32),
         Node::Pointer { .. } => 18,
@@ -234,7 +237,10 @@ impl Clock {
     /// Seconds and nanoseconds since the epoch, refreshing the cached text when the
     /// second changed.
     fn now(&mut self) -> (i64, i64) {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         match self.fixed {
             Some((sec, nsec)) => (ts.tv_sec, ts.tv_nsec) = (sec, nsec),
             // SAFETY: `ts` is a valid out-pointer.
@@ -254,12 +260,24 @@ impl Clock {
             let hms = format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
             self.hms.copy_from_slice(hms.as_bytes());
             let off = tm.tm_gmtoff;
-            self.date_time = format!("{:04}-{:02}-{:02}T{hms}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+            self.date_time = format!(
+                "{:04}-{:02}-{:02}T{hms}",
+                tm.tm_year + 1900,
+                tm.tm_mon + 1,
+                tm.tm_mday
+            );
             let sign = if off < 0 { '-' } else { '+' };
             self.zone = format!("{sign}{:02}:{:02}", off.abs() / 3600, off.abs() % 3600 / 60);
         }
         (ts.tv_sec, ts.tv_nsec)
     }
+}
+
+/// The local wall-clock time as HH:MM:SS.
+pub fn wall_clock() -> String {
+    let mut clock = Clock::new();
+    clock.now();
+    String::from_utf8_lossy(&clock.hms).into_owned()
 }
 
 struct Column {
@@ -311,7 +329,10 @@ impl Renderer {
                 for (i, col) in self.columns.iter().enumerate() {
                     out.extend_from_slice(col.name.as_bytes());
                     if i != last {
-                        out.resize(out.len() + col.width.saturating_sub(col.name.len()) + 1, b' ');
+                        out.resize(
+                            out.len() + col.width.saturating_sub(col.name.len()) + 1,
+                            b' ',
+                        );
                     }
                 }
                 out.push(b'\n');
@@ -342,7 +363,10 @@ impl Renderer {
                     node.visit(rec, 0, &mut TextSink(out));
                     if i != last {
                         let written = out.len() - start;
-                        out.resize(out.len() + self.columns[i].width.saturating_sub(written) + 1, b' ');
+                        out.resize(
+                            out.len() + self.columns[i].width.saturating_sub(written) + 1,
+                            b' ',
+                        );
                     }
                 }
                 out.push(b'\n');
@@ -379,7 +403,10 @@ impl Renderer {
 }
 
 fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
-    if cell.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+    if cell
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
         out.push(b'"');
         for &b in cell {
             if b == b'"' {

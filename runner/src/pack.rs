@@ -7,11 +7,12 @@ use crate::elf::{ElfError, ElfInfo};
 use crate::flags;
 use crate::output::json_value;
 use crate::package::{
-    Attach, AttachKind, Channel, Condition, Embedded, Event, Flag, Global, Map, Package, Program, FORMAT_VERSION,
+    Attach, AttachKind, Channel, Condition, Embedded, Event, Flag, Global, Map, Package, Program,
+    View, FORMAT_VERSION,
 };
 use crate::plan::{Plan, PlanError};
 use crate::source;
-use crate::types::Type;
+use crate::types::{Kind, Type};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -31,13 +32,35 @@ pub enum PackError {
         btf: u64,
     },
     #[error("map `{map}` names event struct `{name}`, which is not in the object's BTF{hint}")]
-    MissingStruct { map: String, name: String, hint: String },
+    MissingStruct {
+        map: String,
+        name: String,
+        hint: String,
+    },
     #[error("cannot tell which struct map `{map}` carries: {why}; candidates: {candidates}. Tag the map with __attribute__((btf_decl_tag(\"runner:event=<struct>\"))) or pass --event {map}=<struct>")]
-    AmbiguousEvent { map: String, why: String, candidates: String },
-    #[error("--event names map `{0}`, which is not a ring buffer or perf event array of this object")]
+    AmbiguousEvent {
+        map: String,
+        why: String,
+        candidates: String,
+    },
+    #[error(
+        "--event names map `{0}`, which is not a ring buffer or perf event array of this object"
+    )]
     UnknownEventMap(String),
+    #[error("map `{map}`: unknown view `{view}` (expected table or log2_hist)")]
+    UnknownView { map: String, view: String },
+    #[error("map `{map}`: a {view} view needs {needs}")]
+    BadView {
+        map: String,
+        view: &'static str,
+        needs: &'static str,
+    },
     #[error("program `{program}`: tag `runner:{key}={global}` names no bool global")]
-    BadCondition { program: String, key: String, global: String },
+    BadCondition {
+        program: String,
+        key: String,
+        global: String,
+    },
 }
 
 /// What the packer is told besides the object.
@@ -63,7 +86,11 @@ pub struct Description {
 }
 
 /// Describe `object`; `source` (the C text) only adds the help of globals.
-pub fn describe(object: &[u8], source: Option<&str>, events: &[(String, String)]) -> Result<Description, PackError> {
+pub fn describe(
+    object: &[u8],
+    source: Option<&str>,
+    events: &[(String, String)],
+) -> Result<Description, PackError> {
     let elf = ElfInfo::parse(object)?;
     let btf = ObjectBtf::parse(&elf.btf)?;
     let maps = maps(&btf)?;
@@ -106,9 +133,12 @@ pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
 
 /// Is `section` one whose globals libbpf exposes as a writable or read-only data map?
 fn is_data_section(section: &str) -> bool {
-    [".rodata", ".data", ".bss"]
-        .iter()
-        .any(|base| section == *base || section.strip_prefix(base).is_some_and(|r| r.starts_with('.')))
+    [".rodata", ".data", ".bss"].iter().any(|base| {
+        section == *base
+            || section
+                .strip_prefix(base)
+                .is_some_and(|r| r.starts_with('.'))
+    })
 }
 
 fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<Global>, PackError> {
@@ -118,10 +148,12 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
             continue;
         }
         for var in sec.vars {
-            let sym = elf.data_symbol(&var.name, &sec.name).ok_or_else(|| PackError::NoSymbol {
-                name: var.name.clone(),
-                section: sec.name.clone(),
-            })?;
+            let sym = elf
+                .data_symbol(&var.name, &sec.name)
+                .ok_or_else(|| PackError::NoSymbol {
+                    name: var.name.clone(),
+                    section: sec.name.clone(),
+                })?;
             let ty = btf.resolve(var.type_id)?;
             let size = ty.size();
             if sym.size != 0 && sym.size != size {
@@ -135,10 +167,14 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
             let default = default_value(elf, &sec.name, sym.offset, &ty)?;
             let lost_map = btf.runner_tag(var.id, "lost");
             let flag = match lost_map {
-                Some(map) => Flag::None(format!("counts events lost on map `{map}`; the runner reports it")),
+                Some(map) => Flag::None(format!(
+                    "counts events lost on map `{map}`; the runner reports it"
+                )),
                 None => flags::flag_for(&var.name, &ty),
             };
-            let help = source.and_then(|s| source::global_comment(s, &var.name)).unwrap_or_default();
+            let help = source
+                .and_then(|s| source::global_comment(s, &var.name))
+                .unwrap_or_default();
             out.push(Global {
                 name: var.name,
                 section: sec.name.clone(),
@@ -152,12 +188,24 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
         }
     }
     // Configuration first: .rodata, then .data, then .bss; by offset within each.
-    let rank = |s: &str| [".rodata", ".data", ".bss"].iter().position(|b| s.starts_with(b)).unwrap_or(3);
-    out.sort_by(|a, b| (rank(&a.section), &a.section, a.offset).cmp(&(rank(&b.section), &b.section, b.offset)));
+    let rank = |s: &str| {
+        [".rodata", ".data", ".bss"]
+            .iter()
+            .position(|b| s.starts_with(b))
+            .unwrap_or(3)
+    };
+    out.sort_by(|a, b| {
+        (rank(&a.section), &a.section, a.offset).cmp(&(rank(&b.section), &b.section, b.offset))
+    });
     Ok(out)
 }
 
-fn default_value(elf: &ElfInfo, section: &str, offset: u64, ty: &Type) -> Result<serde_json::Value, PackError> {
+fn default_value(
+    elf: &ElfInfo,
+    section: &str,
+    offset: u64,
+    ty: &Type,
+) -> Result<serde_json::Value, PackError> {
     let size = ty.size() as usize;
     let mut bytes = vec![0u8; size];
     if let Some((Some(data), _)) = elf.section(section) {
@@ -219,6 +267,7 @@ fn maps(btf: &ObjectBtf) -> Result<Vec<(u32, Map)>, PackError> {
                 max_entries: 0,
                 key: None,
                 value: None,
+                view: None,
             };
             let mut kind = 0;
             for (member, type_id) in btf.members(var.type_id)? {
@@ -228,7 +277,9 @@ fn maps(btf: &ObjectBtf) -> Result<Vec<(u32, Map)>, PackError> {
                     "key_size" => map.key_size = btf.uint_member(type_id)?.unwrap_or(0),
                     "value_size" => map.value_size = btf.uint_member(type_id)?.unwrap_or(0),
                     "key" | "value" => {
-                        let Some(target) = btf.pointee(type_id)? else { continue };
+                        let Some(target) = btf.pointee(type_id)? else {
+                            continue;
+                        };
                         let ty = btf.resolve(target)?;
                         let size = ty.size() as u32;
                         if member == "key" {
@@ -242,11 +293,48 @@ fn maps(btf: &ObjectBtf) -> Result<Vec<(u32, Map)>, PackError> {
                     _ => {}
                 }
             }
-            map.kind = MAP_TYPES.get(kind as usize).map_or_else(|| format!("type_{kind}"), |s| s.to_string());
+            map.kind = MAP_TYPES
+                .get(kind as usize)
+                .map_or_else(|| format!("type_{kind}"), |s| s.to_string());
+            if let Some(view) = btf.runner_tag(var.id, "view") {
+                map.view = Some(check_view(&map, view)?);
+            }
             out.push((var.id, map));
         }
     }
     Ok(out)
+}
+
+/// Check that `map` can be shown as `view`.
+fn check_view(map: &Map, view: &str) -> Result<View, PackError> {
+    let bad = |view, needs| PackError::BadView {
+        map: map.name.clone(),
+        view,
+        needs,
+    };
+    let is_int = |t: &Option<Type>| matches!(t.as_ref().map(|t| &t.kind), Some(Kind::Int { .. }));
+    match view {
+        "table" => {
+            if map.key.is_none() || map.value.is_none() {
+                return Err(bad("table", "key and value types (declare them with __type(key, ...) and __type(value, ...))"));
+            }
+            Ok(View::Table)
+        }
+        "log2_hist" => {
+            let slots = matches!(map.value.as_ref().map(|t| &t.kind), Some(Kind::Array { elem, .. }) if matches!(elem.kind, Kind::Int { .. }));
+            if !(slots || (is_int(&map.key) && is_int(&map.value))) {
+                return Err(bad(
+                    "log2_hist",
+                    "an integer array of slots as value, or an integer slot index as key and an integer count as value",
+                ));
+            }
+            Ok(View::Log2Hist)
+        }
+        other => Err(PackError::UnknownView {
+            map: map.name.clone(),
+            view: other.into(),
+        }),
+    }
 }
 
 fn channel(map: &Map) -> Option<Channel> {
@@ -291,7 +379,11 @@ fn events(
             }
             None if all_structs.iter().any(|s| s == "event") => "event".to_string(),
             None => {
-                let eventish: Vec<String> = all_structs.iter().filter(|s| s.contains("event")).cloned().collect();
+                let eventish: Vec<String> = all_structs
+                    .iter()
+                    .filter(|s| s.contains("event"))
+                    .cloned()
+                    .collect();
                 match eventish.as_slice() {
                     [one] => one.clone(),
                     [] => {
@@ -322,7 +414,9 @@ fn events(
         Plan::compile(&ty)?;
         let lost_counter = globals
             .iter()
-            .find(|g| matches!(&g.flag, Flag::None(_)) && is_lost_counter_for(btf, &g.name, &map.name))
+            .find(|g| {
+                matches!(&g.flag, Flag::None(_)) && is_lost_counter_for(btf, &g.name, &map.name)
+            })
             .map(|g| g.name.clone());
         out.push(Event {
             map: map.name.clone(),
@@ -346,7 +440,11 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "(no named structs in the BTF)".into()
     } else {
-        names.iter().map(|n| format!("`struct {n}`")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("`struct {n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -387,10 +485,12 @@ fn programs(elf: &ElfInfo, btf: &ObjectBtf, globals: &[Global]) -> Result<Vec<Pr
         let mut when = None;
         if let Some(&(id, _)) = funcs.iter().find(|(_, n)| n == &prog.name) {
             for (key, equals) in [("if", true), ("unless", false)] {
-                let Some(global) = btf.runner_tag(id, key) else { continue };
+                let Some(global) = btf.runner_tag(id, key) else {
+                    continue;
+                };
                 let is_bool = globals
                     .iter()
-                    .any(|g| g.name == global && matches!(g.ty.kind, crate::types::Kind::Bool { .. }));
+                    .any(|g| g.name == global && matches!(g.ty.kind, Kind::Bool { .. }));
                 if !is_bool {
                     return Err(PackError::BadCondition {
                         program: prog.name.clone(),
@@ -421,10 +521,16 @@ mod tests {
     #[test]
     fn sections_map_to_attach_kinds() {
         let a = attach_for("tracepoint/syscalls/sys_enter_kill");
-        assert_eq!((a.kind, a.target.as_str()), (AttachKind::Tracepoint, "syscalls/sys_enter_kill"));
+        assert_eq!(
+            (a.kind, a.target.as_str()),
+            (AttachKind::Tracepoint, "syscalls/sys_enter_kill")
+        );
         assert_eq!(attach_for("tp_btf/sched_switch").kind, AttachKind::TpBtf);
         assert_eq!(attach_for("uprobe").kind, AttachKind::Uprobe);
-        assert_eq!(attach_for("uprobe.s//bin/bash:readline").kind, AttachKind::Uprobe);
+        assert_eq!(
+            attach_for("uprobe.s//bin/bash:readline").kind,
+            AttachKind::Uprobe
+        );
         assert_eq!(attach_for("kprobe.multi/do_*").kind, AttachKind::Kprobe);
         assert_eq!(attach_for("perf_event").kind, AttachKind::PerfEvent);
         assert_eq!(attach_for("xdp").kind, AttachKind::Other);

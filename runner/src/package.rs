@@ -87,6 +87,20 @@ pub struct Map {
     pub key: Option<Type>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Type>,
+    /// How the runner prints the map's contents, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<View>,
+}
+
+/// How a map that is not an event stream is shown (from the tag `runner:view=<view>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// One row per key: key fields, then value fields.
+    Table,
+    /// A power-of-two histogram drawn with star bars: per key, the value is an array of
+    /// slot counts; or the key is the slot index and the value its count.
+    Log2Hist,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,15 +169,27 @@ pub enum PackageError {
         source: std::io::Error,
     },
     #[error("package `{path}` is not valid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
-    #[error("package `{path}` has format version {found}; this runner reads version {FORMAT_VERSION}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "package `{path}` has format version {found}; this runner reads version {FORMAT_VERSION}"
+    )]
     Version { path: PathBuf, found: String },
     #[error("package `{path}` is malformed: {source}")]
-    Structure { path: PathBuf, source: serde_json::Error },
+    Structure {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("package `{path}`: embedded object is not valid base64 ({reason})")]
     Base64 { path: PathBuf, reason: String },
     #[error("package `{path}`: embedded object is {actual} bytes, the package says {expected} (truncated?)")]
-    Size { path: PathBuf, expected: u64, actual: u64 },
+    Size {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
     #[error("package `{path}`: embedded object checksum mismatch (sha256 {actual}, the package says {expected})")]
     Checksum {
         path: PathBuf,
@@ -203,10 +229,11 @@ impl Package {
     }
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|source| PackageError::Json {
-            path: path.into(),
-            source,
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(text).map_err(|source| PackageError::Json {
+                path: path.into(),
+                source,
+            })?;
         match value.get("format_version") {
             Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
             other => {
@@ -216,10 +243,11 @@ impl Package {
                 })
             }
         }
-        let package: Package = serde_json::from_value(value).map_err(|source| PackageError::Structure {
-            path: path.into(),
-            source,
-        })?;
+        let package: Package =
+            serde_json::from_value(value).map_err(|source| PackageError::Structure {
+                path: path.into(),
+                source,
+            })?;
         let object = base64::engine::general_purpose::STANDARD
             .decode(&package.object.base64)
             .map_err(|e| PackageError::Base64 {

@@ -38,16 +38,51 @@ pub trait Sink {
 /// array element being read, for nodes inside an array).
 #[derive(Debug, Clone)]
 pub enum Node {
-    Int { off: usize, size: usize, signed: bool },
-    Bool { off: usize, size: usize },
-    Float { off: usize, size: usize },
-    Enum { off: usize, size: usize, signed: bool, names: Vec<(i128, String)> },
-    Bits { bit_off: usize, bits: u32, signed: bool, names: Vec<(i128, String)> },
-    Text { off: usize, len: usize },
-    Bytes { off: usize, len: usize },
-    Pointer { off: usize },
-    Array { off: usize, len: usize, stride: usize, elem: Box<Node> },
-    Record { fields: Vec<(String, Node)> },
+    Int {
+        off: usize,
+        size: usize,
+        signed: bool,
+    },
+    Bool {
+        off: usize,
+        size: usize,
+    },
+    Float {
+        off: usize,
+        size: usize,
+    },
+    Enum {
+        off: usize,
+        size: usize,
+        signed: bool,
+        names: Vec<(i128, String)>,
+    },
+    Bits {
+        bit_off: usize,
+        bits: u32,
+        signed: bool,
+        names: Vec<(i128, String)>,
+    },
+    Text {
+        off: usize,
+        len: usize,
+    },
+    Bytes {
+        off: usize,
+        len: usize,
+    },
+    Pointer {
+        off: usize,
+    },
+    Array {
+        off: usize,
+        len: usize,
+        stride: usize,
+        elem: Box<Node>,
+    },
+    Record {
+        fields: Vec<(String, Node)>,
+    },
 }
 
 /// A compiled decoder for one record type.
@@ -134,10 +169,20 @@ fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node
                 len: *len as usize,
             }
         }
-        Kind::Array { len, elem } if matches!(elem.kind, Kind::Int { size: 1, signed: false }) => Node::Bytes {
-            off: base,
-            len: *len as usize,
-        },
+        Kind::Array { len, elem }
+            if matches!(
+                elem.kind,
+                Kind::Int {
+                    size: 1,
+                    signed: false
+                }
+            ) =>
+        {
+            Node::Bytes {
+                off: base,
+                len: *len as usize,
+            }
+        }
         Kind::Array { len, elem } => {
             let stride = elem.size() as usize;
             Node::Array {
@@ -153,7 +198,9 @@ fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node
                 let node = match m.bitfield {
                     Some(bf) => {
                         let (signed, names) = match &m.ty.kind {
-                            Kind::Int { signed, .. } | Kind::Enum { signed, .. } => (*signed, enum_names(&m.ty)),
+                            Kind::Int { signed, .. } | Kind::Enum { signed, .. } => {
+                                (*signed, enum_names(&m.ty))
+                            }
                             Kind::Char { signed } => (*signed, Vec::new()),
                             _ => (false, Vec::new()),
                         };
@@ -213,7 +260,11 @@ fn emit_enum<S: Sink>(sink: &mut S, v: i128, names: &[(i128, String)], signed: b
 impl Node {
     pub fn visit<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
         match self {
-            Node::Int { off, size: 16, signed } => {
+            Node::Int {
+                off,
+                size: 16,
+                signed,
+            } => {
                 let v = read_i128(rec, base + off);
                 if *signed || v >= 0 {
                     sink.int128(v)
@@ -229,11 +280,17 @@ impl Node {
                     sink.uint(v)
                 }
             }
-            Node::Bool { off, size } => sink.bool(rec[base + off..base + off + size].iter().any(|&b| b != 0)),
-            Node::Float { off, size: 4 } => {
-                sink.float(f64::from(f32::from_bits(read_u64(rec, base + off, 4) as u32)))
+            Node::Bool { off, size } => {
+                sink.bool(rec[base + off..base + off + size].iter().any(|&b| b != 0))
             }
-            Node::Float { off, size: 8 } => sink.float(f64::from_bits(read_u64(rec, base + off, 8))),
+            Node::Float { off, size: 4 } => {
+                sink.float(f64::from(f32::from_bits(
+                    read_u64(rec, base + off, 4) as u32
+                )))
+            }
+            Node::Float { off, size: 8 } => {
+                sink.float(f64::from_bits(read_u64(rec, base + off, 8)))
+            }
             Node::Float { off, size } => sink.bytes(&rec[base + off..base + off + size]),
             Node::Enum {
                 off,
@@ -261,7 +318,11 @@ impl Node {
                 let mut buf = [0u8; 16];
                 buf[..last - first].copy_from_slice(&rec[first..last]);
                 let raw = (u128::from_le_bytes(buf) >> (start % 8)) as u64;
-                let raw = if *bits == 64 { raw } else { raw & ((1u64 << bits) - 1) };
+                let raw = if *bits == 64 {
+                    raw
+                } else {
+                    raw & ((1u64 << bits) - 1)
+                };
                 let v = if *signed {
                     i128::from(sign_extend(raw, *bits))
                 } else {

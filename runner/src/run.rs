@@ -41,7 +41,11 @@ pub enum RunError {
         log: String,
     },
     #[error("cannot load `{name}` into the kernel: {error}{hint}")]
-    Load { name: String, error: String, hint: String },
+    Load {
+        name: String,
+        error: String,
+        hint: String,
+    },
     #[error("failed to attach program `{program}` to {kind:?} {target}: {error}")]
     Attach {
         program: String,
@@ -51,6 +55,12 @@ pub enum RunError {
     },
     #[error("program `{program}` ({kind:?}) needs a target given at run time: pass --attach {program}=<BINARY>:<FUNCTION>")]
     NeedsTarget { program: String, kind: AttachKind },
+    #[error("--attach {program}={target}: expected {expected}")]
+    BadTarget {
+        program: String,
+        target: String,
+        expected: &'static str,
+    },
     #[error("--attach names program `{0}`, which this package does not have")]
     UnknownProgram(String),
 }
@@ -66,6 +76,8 @@ pub struct Checked {
 pub struct Settings {
     pub format: Format,
     pub duration: Option<Duration>,
+    /// Print map views this often (they are always printed at exit).
+    pub interval: Option<Duration>,
     pub verbose: bool,
     pub attach: Vec<(String, String)>,
     /// Encoded values of the globals the user set, by index into `pkg.globals`.
@@ -118,14 +130,22 @@ fn mismatch(pkg: &Package, desc: &Description) -> Option<String> {
 impl Checked {
     pub fn read(path: &Path) -> anyhow::Result<Checked> {
         let (pkg, object) = Package::read(path)?;
-        let overrides: Vec<(String, String)> =
-            pkg.events.iter().map(|e| (e.map.clone(), e.struct_name.clone())).collect();
-        let desc = pack::describe(&object, None, &overrides).map_err(|source| RunError::BadObject {
-            path: path.into(),
-            source,
-        })?;
+        let overrides: Vec<(String, String)> = pkg
+            .events
+            .iter()
+            .map(|e| (e.map.clone(), e.struct_name.clone()))
+            .collect();
+        let desc =
+            pack::describe(&object, None, &overrides).map_err(|source| RunError::BadObject {
+                path: path.into(),
+                source,
+            })?;
         if let Some(what) = mismatch(&pkg, &desc) {
-            return Err(RunError::Mismatch { path: path.into(), what }.into());
+            return Err(RunError::Mismatch {
+                path: path.into(),
+                what,
+            }
+            .into());
         }
         Ok(Checked {
             path: path.into(),
@@ -163,12 +183,20 @@ impl Checked {
                     .help_heading("Runner options"),
             )
             .arg(
+                Arg::new("interval")
+                    .long("interval")
+                    .value_name("SECONDS")
+                    .value_parser(parse_duration)
+                    .help("Print the package's map views this often (they are always printed at exit)")
+                    .help_heading("Runner options"),
+            )
+            .arg(
                 Arg::new("attach")
                     .long("attach")
                     .value_name("PROG=TARGET")
                     .action(ArgAction::Append)
                     .value_parser(parse_attach)
-                    .help("Where a program attaches, for probes whose target is given at run time (uprobe: BINARY:FUNCTION)")
+                    .help("Where a program attaches, when given at run time: uprobe BINARY:FUNCTION; perf_event sampling frequency in Hz [default: 99]")
                     .help_heading("Runner options"),
             )
             .arg(
@@ -193,7 +221,9 @@ impl Checked {
         let matches = self.command().try_get_matches_from(argv)?;
         let mut values = Vec::new();
         for (i, global) in self.pkg.globals.iter().enumerate() {
-            let Flag::Name(name) = &global.flag else { continue };
+            let Flag::Name(name) = &global.flag else {
+                continue;
+            };
             if let Some(bytes) = matches.get_one::<Vec<u8>>(name) {
                 values.push((i, bytes.clone()));
             }
@@ -201,6 +231,7 @@ impl Checked {
         Ok(Settings {
             format: *matches.get_one::<Format>("output").expect("has a default"),
             duration: matches.get_one::<Duration>("duration").copied(),
+            interval: matches.get_one::<Duration>("interval").copied(),
             verbose: matches.get_flag("verbose"),
             attach: matches
                 .get_many::<(String, String)>("attach")
@@ -212,7 +243,9 @@ impl Checked {
 
     /// The value of bool global `name` as this run will see it.
     fn bool_value(&self, settings: &Settings, name: &str) -> bool {
-        let Some(index) = self.pkg.globals.iter().position(|g| g.name == name) else { return false };
+        let Some(index) = self.pkg.globals.iter().position(|g| g.name == name) else {
+            return false;
+        };
         match settings.values.iter().find(|(i, _)| *i == index) {
             Some((_, bytes)) => bytes.iter().any(|&b| b != 0),
             None => self.pkg.globals[index].default == serde_json::Value::Bool(true),
@@ -242,12 +275,16 @@ impl Checked {
         let mut open = builder.open_memory(&self.object).map_err(open_err)?;
         for (index, bytes) in &settings.values {
             let global = &self.pkg.globals[*index];
-            let data = section_data(&open, &global.section)
-                .with_context(|| format!("object has no {} map for global `{}`", global.section, global.name))?;
+            let data = section_data(&open, &global.section).with_context(|| {
+                format!(
+                    "object has no {} map for global `{}`",
+                    global.section, global.name
+                )
+            })?;
             let start = global.offset as usize;
-            let slot = data
-                .get_mut(start..start + bytes.len())
-                .with_context(|| format!("global `{}` lies outside {}", global.name, global.section))?;
+            let slot = data.get_mut(start..start + bytes.len()).with_context(|| {
+                format!("global `{}` lies outside {}", global.name, global.section)
+            })?;
             slot.copy_from_slice(bytes);
         }
         let enabled = self.enabled(settings);
@@ -267,12 +304,16 @@ fn section_data<'a>(open: &'a OpenObject, section: &str) -> Option<&'a mut [u8]>
     // SAFETY: the object pointer is valid while `open` lives; libbpf finds internal maps by
     // their section name and returns the buffer it will create the map from.
     unsafe {
-        let map = libbpf_rs::libbpf_sys::bpf_object__find_map_by_name(open.as_libbpf_object().as_ptr(), name.as_ptr());
+        let map = libbpf_rs::libbpf_sys::bpf_object__find_map_by_name(
+            open.as_libbpf_object().as_ptr(),
+            name.as_ptr(),
+        );
         if map.is_null() {
             return None;
         }
         let mut size = 0usize;
-        let data = libbpf_rs::libbpf_sys::bpf_map__initial_value(map, &mut size as *mut usize as *mut _);
+        let data =
+            libbpf_rs::libbpf_sys::bpf_map__initial_value(map, &mut size as *mut usize as *mut _);
         if data.is_null() {
             return None;
         }
@@ -310,8 +351,14 @@ impl Configured {
                 continue;
             }
             let name = prog.name().to_string_lossy().into_owned();
-            let Some(spec) = pkg.programs.iter().find(|p| p.name == name) else { continue };
-            let runtime_target = settings.attach.iter().find(|(p, _)| *p == name).map(|(_, t)| t.as_str());
+            let Some(spec) = pkg.programs.iter().find(|p| p.name == name) else {
+                continue;
+            };
+            let runtime_target = settings
+                .attach
+                .iter()
+                .find(|(p, _)| *p == name)
+                .map(|(_, t)| t.as_str());
             let attach_err = |target: &str, e: libbpf_rs::Error| RunError::Attach {
                 program: name.clone(),
                 kind: spec.attach.kind,
@@ -326,21 +373,100 @@ impl Configured {
                         retprobe: kind == AttachKind::Uretprobe,
                         ..Default::default()
                     };
-                    prog.attach_uprobe_with_opts(-1, binary, 0, opts).map_err(|e| attach_err(target, e))?
+                    prog.attach_uprobe_with_opts(-1, binary, 0, opts)
+                        .map_err(|e| attach_err(target, e))?
                 }
-                (AttachKind::Uprobe | AttachKind::Uretprobe, None) if spec.attach.target.is_empty() => {
+                (AttachKind::PerfEvent, target) => {
+                    let hz = match target {
+                        Some(t) => t
+                            .trim_end_matches("hz")
+                            .trim_end_matches("Hz")
+                            .parse()
+                            .map_err(|_| RunError::BadTarget {
+                                program: name.clone(),
+                                target: t.into(),
+                                expected: "a sampling frequency in Hz, like 99",
+                            })?,
+                        None => DEFAULT_SAMPLE_HZ,
+                    };
+                    for cpu in online_cpus() {
+                        let fd = open_cpu_clock(cpu, hz).map_err(|e| RunError::Attach {
+                            program: name.clone(),
+                            kind: spec.attach.kind,
+                            target: format!("cpu-clock on CPU {cpu}"),
+                            error: e.to_string(),
+                        })?;
+                        let link = prog
+                            .attach_perf_event(fd)
+                            .map_err(|e| attach_err(&format!("cpu-clock on CPU {cpu}"), e))?;
+                        links.push(link);
+                    }
+                    continue;
+                }
+                (AttachKind::Uprobe | AttachKind::Uretprobe, None)
+                    if spec.attach.target.is_empty() =>
+                {
                     return Err(RunError::NeedsTarget {
                         program: name,
                         kind: spec.attach.kind,
                     }
                     .into())
                 }
-                _ => prog.attach().map_err(|e| attach_err(&spec.attach.target, e))?,
+                _ => prog
+                    .attach()
+                    .map_err(|e| attach_err(&spec.attach.target, e))?,
             };
             links.push(link);
         }
         Ok(Attached { obj, _links: links })
     }
+}
+
+/// `PERF_FLAG_FD_CLOEXEC` from linux/perf_event.h.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// Sampling frequency of perf_event programs when `--attach` does not give one.
+const DEFAULT_SAMPLE_HZ: u64 = 99;
+
+/// Online CPUs, from /sys/devices/system/cpu/online ("0-3,5").
+fn online_cpus() -> Vec<i32> {
+    let text =
+        std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<i32>(), b.parse::<i32>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    cpus
+}
+
+/// A software cpu-clock perf event sampling at `hz` on `cpu`, for every process.
+fn open_cpu_clock(cpu: i32, hz: u64) -> std::io::Result<i32> {
+    use libbpf_rs::libbpf_sys as sys;
+    // SAFETY: an all-zero perf_event_attr is valid; fields are set below.
+    let mut attr: sys::perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = sys::PERF_TYPE_SOFTWARE;
+    attr.size = std::mem::size_of::<sys::perf_event_attr>() as u32;
+    attr.config = u64::from(sys::PERF_COUNT_SW_CPU_CLOCK);
+    attr.__bindgen_anon_1.sample_freq = hz;
+    attr.set_freq(1);
+    // SAFETY: attr is valid for the call; the kernel copies it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const sys::perf_event_attr,
+            -1,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd as i32)
 }
 
 fn load_error(name: &str, e: libbpf_rs::Error) -> RunError {
@@ -359,7 +485,9 @@ fn load_error(name: &str, e: libbpf_rs::Error) -> RunError {
     let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
         "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string()
     } else {
-        kernel::last_libbpf_message().map(|m| format!(" ({m})")).unwrap_or_default()
+        kernel::last_libbpf_message()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
     };
     RunError::Load {
         name: name.into(),
@@ -378,7 +506,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
-    let secs: f64 = number.parse().map_err(|_| "expected seconds, like 5, 1.5s, 200ms or 2m".to_string())?;
+    let secs: f64 = number
+        .parse()
+        .map_err(|_| "expected seconds, like 5, 1.5s, 200ms or 2m".to_string())?;
     if !secs.is_finite() || secs < 0.0 {
         return Err("expected a positive duration".into());
     }

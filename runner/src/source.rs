@@ -156,12 +156,18 @@ int f(void) { return filtered_pid; }\n";
             global_comment(SRC, "filtered_pid").as_deref(),
             Some("only signals sent by this process (0: any)")
         );
-        assert_eq!(global_comment(SRC, "target_signal").as_deref(), Some("only this signal (0: any)"));
+        assert_eq!(
+            global_comment(SRC, "target_signal").as_deref(),
+            Some("only this signal (0: any)")
+        );
     }
 
     #[test]
     fn trailing_comment_wins() {
-        assert_eq!(global_comment(SRC, "failed_only").as_deref(), Some("only failures"));
+        assert_eq!(
+            global_comment(SRC, "failed_only").as_deref(),
+            Some("only failures")
+        );
     }
 
     #[test]
@@ -169,11 +175,17 @@ int f(void) { return filtered_pid; }\n";
         assert_eq!(global_comment(SRC, "lost"), None);
         assert_eq!(global_comment(SRC, "nope"), None);
         // A use inside a function is not a declaration.
-        assert_eq!(global_comment("x;\nint g(void) { return pid; }\n", "pid"), None);
+        assert_eq!(
+            global_comment("x;\nint g(void) { return pid; }\n", "pid"),
+            None
+        );
     }
 
     #[test]
     fn description_skips_license() {
-        assert_eq!(description(SRC).as_deref(), Some("sigsnoop: trace signals sent by kill"));
+        assert_eq!(
+            description(SRC).as_deref(),
+            Some("sigsnoop: trace signals sent by kill")
+        );
     }
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use libbpf_rs::{Map, MapCore, PerfBufferBuilder, RingBufferBuilder};
 
-use crate::output::Renderer;
+use crate::output::{wall_clock, Renderer};
 use crate::package::{Channel, Global, Package};
 use crate::plan::Plan;
 use crate::run::{Attached, Settings};
+use crate::views::MapView;
 
 /// The longest an event waits in a buffer before it is printed.
 const POLL: Duration = Duration::from_millis(50);
@@ -59,10 +60,14 @@ struct LostCounter<'a> {
 }
 
 fn read_counter(obj: &libbpf_rs::Object, global: &Global) -> Option<u64> {
-    let map = obj
-        .maps()
-        .find(|m| m.name().to_string_lossy().ends_with(global.section.as_str()))?;
-    let value = map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY).ok()??;
+    let map = obj.maps().find(|m| {
+        m.name()
+            .to_string_lossy()
+            .ends_with(global.section.as_str())
+    })?;
+    let value = map
+        .lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+        .ok()??;
     let start = global.offset as usize;
     let bytes = value.get(start..start + 8)?;
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
@@ -87,7 +92,9 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         renderer.header(&mut out.borrow_mut());
         renderers.push(RefCell::new(renderer));
     }
-    out_file.write_all(&out.borrow()).context("cannot write to stdout")?;
+    out_file
+        .write_all(&out.borrow())
+        .context("cannot write to stdout")?;
     out.borrow_mut().clear();
 
     let maps: Vec<Map> = obj.maps().collect();
@@ -104,7 +111,8 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
     let mut has_ring = false;
     let mut perf = Vec::new();
     for (event, renderer) in pkg.events.iter().zip(&renderers) {
-        let map = find_map(&event.map).with_context(|| format!("map `{}` is missing after load", event.map))?;
+        let map = find_map(&event.map)
+            .with_context(|| format!("map `{}` is missing after load", event.map))?;
         match event.channel {
             Channel::Ringbuf => {
                 ring.add(map, move |data: &[u8]| {
@@ -118,7 +126,10 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
                     .sample_cb(move |_cpu: i32, data: &[u8]| on_record(renderer, data))
                     .lost_cb(|cpu: i32, count: u64| {
                         perf_lost.set(perf_lost.get() + count);
-                        eprintln!("runner: {count} events lost on CPU {cpu} (perf buffer `{}` full)", event.map);
+                        eprintln!(
+                            "runner: {count} events lost on CPU {cpu} (perf buffer `{}` full)",
+                            event.map
+                        );
                     })
                     .build()
                     .with_context(|| format!("cannot open perf buffer `{}`", event.map))?;
@@ -127,6 +138,23 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         }
     }
     let ring = if has_ring { Some(ring.build()?) } else { None };
+
+    let mut views = Vec::new();
+    for map in &pkg.maps {
+        if let Some(view) = MapView::new(map)? {
+            let live = find_map(&map.name)
+                .with_context(|| format!("map `{}` is missing after load", map.name))?;
+            views.push((view, live));
+        }
+    }
+    let dump_views = || {
+        let time = wall_clock();
+        let mut buf = out.borrow_mut();
+        for (view, map) in &views {
+            view.dump(*map, settings.format, &time, &mut buf);
+        }
+    };
+    let mut next_dump = settings.interval.map(|i| Instant::now() + i);
 
     let mut counters: Vec<LostCounter> = pkg
         .events
@@ -146,7 +174,11 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         for c in counters.iter_mut() {
             if let Some(now) = read_counter(obj, c.global) {
                 if now > c.seen {
-                    eprintln!("runner: {} events lost on map `{}` (buffer full)", now - c.seen, c.map_name);
+                    eprintln!(
+                        "runner: {} events lost on map `{}` (buffer full)",
+                        now - c.seen,
+                        c.map_name
+                    );
                     c.seen = now;
                 }
             }
@@ -165,7 +197,9 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         }
         Ok(())
     };
-    let drain = |out_file: &mut File, flush: &mut dyn FnMut(&mut File) -> std::io::Result<()>| -> std::io::Result<()> {
+    let drain = |out_file: &mut File,
+                 flush: &mut dyn FnMut(&mut File) -> std::io::Result<()>|
+     -> std::io::Result<()> {
         if let Some(ring) = &ring {
             while ring.consume_raw_n(BATCH) as usize >= BATCH {
                 flush(out_file)?;
@@ -182,7 +216,12 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         if STOP.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break Ok(());
         }
-        let timeout = deadline.map_or(POLL, |d| POLL.min(d.saturating_duration_since(Instant::now())));
+        let mut timeout = deadline.map_or(POLL, |d| {
+            POLL.min(d.saturating_duration_since(Instant::now()))
+        });
+        if let Some(at) = next_dump {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
         match (&ring, perf.first()) {
             (Some(ring), _) => {
                 let _ = ring.poll_raw(timeout);
@@ -195,12 +234,22 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         if let Err(e) = drain(&mut out_file, &mut flush) {
             break Err(e);
         }
+        if let (Some(at), Some(every)) = (next_dump, settings.interval) {
+            if Instant::now() >= at {
+                dump_views();
+                next_dump = Some(at + every);
+            }
+        }
         if last_check.elapsed() >= LOST_CHECK {
             ring_lost = check_lost(&mut counters);
             last_check = Instant::now();
         }
     };
-    let result = result.and_then(|()| drain(&mut out_file, &mut flush));
+    let result = result.and_then(|()| {
+        drain(&mut out_file, &mut flush)?;
+        dump_views();
+        flush(&mut out_file)
+    });
     ring_lost = ring_lost.max(check_lost(&mut counters));
     result.context("cannot write to stdout")?;
     Ok(Stats {

@@ -20,21 +20,41 @@ pub struct Type {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kind {
     /// Signed or unsigned integer of 1, 2, 4, 8 or 16 bytes.
-    Int { size: u32, signed: bool },
+    Int {
+        size: u32,
+        signed: bool,
+    },
     /// Plain C `char`: a number on its own, text inside an array.
-    Char { signed: bool },
-    Bool { size: u32 },
-    Float { size: u32 },
+    Char {
+        signed: bool,
+    },
+    Bool {
+        size: u32,
+    },
+    Float {
+        size: u32,
+    },
     Enum {
         size: u32,
         signed: bool,
         values: Vec<EnumValue>,
     },
-    Array { len: u32, elem: Box<Type> },
-    Struct { size: u32, members: Vec<Member> },
-    Union { size: u32, members: Vec<Member> },
+    Array {
+        len: u32,
+        elem: Box<Type>,
+    },
+    Struct {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Union {
+        size: u32,
+        members: Vec<Member>,
+    },
     /// A pointer: its value is an address, the pointee is only named in `c`.
-    Pointer { size: u32 },
+    Pointer {
+        size: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +106,9 @@ impl Type {
     /// A short description of the kind, for help and `runner info`.
     pub fn summary(&self) -> String {
         match &self.kind {
-            Kind::Int { size, signed } => format!("{}{}", if *signed { "i" } else { "u" }, size * 8),
+            Kind::Int { size, signed } => {
+                format!("{}{}", if *signed { "i" } else { "u" }, size * 8)
+            }
             Kind::Char { .. } => "char".into(),
             Kind::Bool { .. } => "bool".into(),
             Kind::Float { size } => format!("f{}", size * 8),
@@ -94,7 +116,9 @@ impl Type {
                 let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
                 format!("enum: {}", names.join("|"))
             }
-            Kind::Array { len, .. } if self.is_text() => format!("string, at most {} bytes", len.saturating_sub(1)),
+            Kind::Array { len, .. } if self.is_text() => {
+                format!("string, at most {} bytes", len.saturating_sub(1))
+            }
             Kind::Array { len, elem } => format!("array of {len} {}", elem.summary()),
             Kind::Struct { size, .. } => format!("struct, {size} bytes"),
             Kind::Union { size, .. } => format!("union, {size} bytes"),
