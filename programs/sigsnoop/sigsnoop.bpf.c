@@ -14,7 +14,7 @@
 #include "sigsnoop.h"
 
 #define MAX_ENTRIES	10240
-#define RINGBUF_SIZE	(8 * 1024 * 1024)
+#define RINGBUF_SIZE	(2 * 1024 * 1024)
 
 /* only signals sent by this process (0: any) */
 const volatile pid_t filtered_pid = 0;
