@@ -38,12 +38,17 @@ fn effective_caps() -> Option<u64> {
 
 /// Fail early, with what is needed, when this process cannot load BPF at all.
 pub fn check_privileges() -> Result<(), SystemError> {
-    match effective_caps() {
-        Some(caps) if caps & (1 << CAP_BPF) == 0 && caps & (1 << CAP_SYS_ADMIN) == 0 => {
-            Err(SystemError::NoPrivilege)
-        }
-        _ => Ok(()),
+    if privileged() {
+        Ok(())
+    } else {
+        Err(SystemError::NoPrivilege)
     }
+}
+
+/// Whether this process has CAP_BPF or CAP_SYS_ADMIN (true when it cannot tell).
+pub fn privileged() -> bool {
+    effective_caps()
+        .is_none_or(|caps| caps & (1 << CAP_BPF) != 0 || caps & (1 << CAP_SYS_ADMIN) != 0)
 }
 
 /// The tracefs directory libbpf will use, mounting tracefs when it is nowhere.
@@ -135,6 +140,16 @@ pub fn verifier_log_tail(max_lines: usize) -> Option<String> {
         .collect();
     let start = lines.len().saturating_sub(max_lines);
     Some(lines[start..].join("\n"))
+}
+
+/// The program libbpf last reported as failing to load (`prog 'name': failed to load`).
+pub fn failed_program() -> Option<String> {
+    let log = LOG.lock().ok()?;
+    log.iter().rev().find_map(|line| {
+        let rest = line.split("prog '").nth(1)?;
+        let (name, tail) = rest.split_once('\'')?;
+        (tail.contains("failed to load") || tail.contains("load failed")).then(|| name.to_string())
+    })
 }
 
 /// The last libbpf warning, for errors libbpf explained only in its log.

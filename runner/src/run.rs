@@ -344,7 +344,7 @@ impl Configured {
                 }
             }
         }
-        let obj = self.open.load().map_err(|e| load_error(&pkg.name, e))?;
+        let obj = self.open.load().map_err(|e| load_error(pkg, e))?;
         let mut links = Vec::new();
         for prog in obj.progs_mut() {
             if !prog.autoload() {
@@ -469,28 +469,29 @@ fn open_cpu_clock(cpu: i32, hz: u64) -> std::io::Result<i32> {
     Ok(fd as i32)
 }
 
-fn load_error(name: &str, e: libbpf_rs::Error) -> RunError {
+fn load_error(pkg: &Package, e: libbpf_rs::Error) -> RunError {
     let error = e.to_string();
+    let program = kernel::failed_program().unwrap_or_default();
     if let Some(log) = kernel::verifier_log_tail(20) {
-        let program = kernel::last_libbpf_message()
-            .and_then(|m| m.split('\'').nth(1).map(str::to_string))
-            .unwrap_or_default();
         return RunError::Verifier {
-            name: name.into(),
+            name: pkg.name.clone(),
             program,
             error,
             log,
         };
     }
-    let hint = if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-        "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string()
-    } else {
-        kernel::last_libbpf_message()
-            .map(|m| format!(" ({m})"))
-            .unwrap_or_default()
+    let spec = pkg.programs.iter().find(|p| p.name == program);
+    let hint = match spec {
+        _ if !kernel::privileged() => "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string(),
+        Some(p) if e.kind() == libbpf_rs::ErrorKind::PermissionDenied => format!(
+            "; the kernel refused program `{}` ({:?} {}): this kernel may not support {:?} programs",
+            p.name, p.attach.kind, p.attach.target, p.attach.kind
+        ),
+        Some(p) => format!(" (program `{}`, {:?} {})", p.name, p.attach.kind, p.attach.target),
+        None => kernel::last_libbpf_message().map(|m| format!(" ({m})")).unwrap_or_default(),
     };
     RunError::Load {
-        name: name.into(),
+        name: pkg.name.clone(),
         error,
         hint,
     }
