@@ -173,15 +173,12 @@ pub fn arg_for(global: &Global) -> Option<Arg> {
     if let Some(alias) = alias {
         arg = arg.alias(alias);
     }
-    match &global.ty.kind {
-        Kind::Bool { .. } => {
-            arg = arg
-                .num_args(0..=1)
-                .require_equals(true)
-                .default_missing_value("true")
-                .action(ArgAction::Set);
-        }
-        _ => {}
+    if let Kind::Bool { .. } = &global.ty.kind {
+        arg = arg
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .action(ArgAction::Set);
     }
     Some(arg)
 }

@@ -260,18 +260,8 @@ fn emit_enum<S: Sink>(sink: &mut S, v: i128, names: &[(i128, String)], signed: b
 impl Node {
     pub fn visit<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
         match self {
-            Node::Int {
-                off,
-                size: 16,
-                signed,
-            } => {
-                let v = read_i128(rec, base + off);
-                if *signed || v >= 0 {
-                    sink.int128(v)
-                } else {
-                    sink.int128(v) // unsigned 128-bit values above i128::MAX are shown wrapped
-                }
-            }
+            // Unsigned 128-bit values above i128::MAX are shown wrapped.
+            Node::Int { off, size: 16, .. } => sink.int128(read_i128(rec, base + off)),
             Node::Int { off, size, signed } => {
                 let v = read_u64(rec, base + off, *size);
                 if *signed {

@@ -275,7 +275,7 @@ impl Checked {
         let mut open = builder.open_memory(&self.object).map_err(open_err)?;
         for (index, bytes) in &settings.values {
             let global = &self.pkg.globals[*index];
-            let data = section_data(&open, &global.section).with_context(|| {
+            let data = section_data(&mut open, &global.section).with_context(|| {
                 format!(
                     "object has no {} map for global `{}`",
                     global.section, global.name
@@ -299,7 +299,7 @@ impl Checked {
 }
 
 /// The writable initial bytes of the internal map for `section` (`.rodata`, `.bss`...).
-fn section_data<'a>(open: &'a OpenObject, section: &str) -> Option<&'a mut [u8]> {
+fn section_data<'a>(open: &'a mut OpenObject, section: &str) -> Option<&'a mut [u8]> {
     let name = CString::new(section).ok()?;
     // SAFETY: the object pointer is valid while `open` lives; libbpf finds internal maps by
     // their section name and returns the buffer it will create the map from.

@@ -58,10 +58,10 @@ fn declares(line: &str, name: &str) -> bool {
         let before = code[..start].chars().next_back();
         let after = code[end..].trim_start().chars().next();
         let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-        if !word(before) && !code[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-            if matches!(after, Some('=' | ';' | '[' | '_' | 'S') | None) {
-                return true;
-            }
+        let whole_word =
+            !word(before) && !code[end..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        if whole_word && matches!(after, Some('=' | ';' | '[' | '_' | 'S') | None) {
+            return true;
         }
         from = end;
     }
@@ -83,6 +83,10 @@ fn comment_above(lines: &[&str]) -> Option<String> {
     let line = lines[last].trim();
     if line.ends_with("*/") {
         let start = (0..=last).rev().find(|&j| lines[j].contains("/*"))?;
+        // A comment that ends another declaration's line is that declaration's.
+        if !lines[start].trim_start().starts_with("/*") {
+            return None;
+        }
         let text = clean(&lines[start..=last]);
         return (!text.is_empty()).then_some(text);
     }

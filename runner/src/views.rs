@@ -317,7 +317,7 @@ pub fn draw_log2(slots: &[u64], out: &mut Vec<u8>) {
         return;
     };
     let max = slots.iter().copied().max().unwrap_or(1).max(1);
-    let _ = writeln!(out, "{:>24} : {:<8} {}", "value", "count", "distribution");
+    let _ = writeln!(out, "{:>24} : {:<8} distribution", "value", "count");
     for (i, &count) in slots[..=last].iter().enumerate() {
         let (low, high) = bounds(i);
         let stars = (count as u128 * BAR as u128 / max as u128) as usize;
