@@ -14,13 +14,19 @@ const HEADERS: &[&str] = &[
 ];
 
 fn main() {
-    let include = PathBuf::from(env::var("DEP_BPF_INCLUDE").expect("libbpf-sys exports its include dir"));
+    let include =
+        PathBuf::from(env::var("DEP_BPF_INCLUDE").expect("libbpf-sys exports its include dir"));
     let mut code = String::from("/// libbpf's BPF-side headers: (file name, contents).\npub const BPF_HEADERS: &[(&str, &[u8])] = &[\n");
     for name in HEADERS {
         let path = include.join("bpf").join(name);
         assert!(path.exists(), "missing libbpf header {}", path.display());
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bpf_headers.rs");

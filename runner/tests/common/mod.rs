@@ -13,7 +13,10 @@ pub fn runner() -> PathBuf {
 }
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn sigsnoop_package() -> PathBuf {
@@ -49,7 +52,14 @@ fn bpf_works() -> bool {
         pad: [0; 92],
     };
     // SAFETY: a valid bpf_attr for BPF_PROG_LOAD (5); the fd is closed right away.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, 5, &attr as *const Attr, std::mem::size_of::<Attr>()) };
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
     if fd >= 0 {
         unsafe { libc::close(fd as i32) };
         true
@@ -122,7 +132,10 @@ impl Tracer {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let finished = tracer.stop();
-                    panic!("runner exited before attaching: {}\n{}", finished.status, finished.stderr);
+                    panic!(
+                        "runner exited before attaching: {}\n{}",
+                        finished.status, finished.stderr
+                    );
                 }
             }
             if Instant::now() > deadline {
@@ -173,7 +186,10 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
 
 /// Run `runner <args>` to completion.
 pub fn run_runner(args: &[&str]) -> Finished {
-    let out = Command::new(runner()).args(args).output().expect("spawn runner");
+    let out = Command::new(runner())
+        .args(args)
+        .output()
+        .expect("spawn runner");
     Finished {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
