@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::package::{Flag, Package};
+use crate::package::{serde_name, Flag, Package};
 use crate::types::{Kind, Member, Type};
 
 /// `pid@0 tpid@4 comm@16[16]`: a struct's members in one line.
@@ -96,9 +96,9 @@ pub fn render(pkg: &Package) -> String {
     for e in &pkg.events {
         let _ = writeln!(
             out,
-            "  map `{}` ({:?}) carries struct {}: {}",
+            "  map `{}` ({}) carries struct {}: {}",
             e.map,
-            e.channel,
+            serde_name(&e.channel),
             e.struct_name,
             compact_layout(&e.ty)
         );
@@ -136,7 +136,12 @@ pub fn render(pkg: &Package) -> String {
         } else {
             &p.attach.target
         };
-        let _ = writeln!(out, "  {:<16} {:?} {target}{when}", p.name, p.attach.kind);
+        let _ = writeln!(
+            out,
+            "  {:<16} {} {target}{when}",
+            p.name,
+            serde_name(&p.attach.kind)
+        );
     }
     out
 }

@@ -67,6 +67,14 @@ pub struct Event {
     pub lost_counter: Option<String>,
 }
 
+/// The name serde gives a unit variant (`perf_event_array`, `tracepoint`...), for display.
+pub fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -168,19 +176,19 @@ pub enum PackageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("package `{path}` is not valid JSON: {source}")]
+    #[error("package `{path}` is not valid JSON: {cause}")]
     Json {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error(
         "package `{path}` has format version {found}; this runner reads version {FORMAT_VERSION}"
     )]
     Version { path: PathBuf, found: String },
-    #[error("package `{path}` is malformed: {source}")]
+    #[error("package `{path}` is malformed: {cause}")]
     Structure {
         path: PathBuf,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("package `{path}`: embedded object is not valid base64 ({reason})")]
     Base64 { path: PathBuf, reason: String },
@@ -230,9 +238,9 @@ impl Package {
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
         let value: serde_json::Value =
-            serde_json::from_slice(text).map_err(|source| PackageError::Json {
+            serde_json::from_slice(text).map_err(|cause| PackageError::Json {
                 path: path.into(),
-                source,
+                cause,
             })?;
         match value.get("format_version") {
             Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
@@ -244,9 +252,9 @@ impl Package {
             }
         }
         let package: Package =
-            serde_json::from_value(value).map_err(|source| PackageError::Structure {
+            serde_json::from_value(value).map_err(|cause| PackageError::Structure {
                 path: path.into(),
-                source,
+                cause,
             })?;
         let object = base64::engine::general_purpose::STANDARD
             .decode(&package.object.base64)

@@ -18,7 +18,7 @@ use crate::flags;
 use crate::kernel;
 use crate::output::Format;
 use crate::pack::{self, Description};
-use crate::package::{AttachKind, Flag, Package};
+use crate::package::{serde_name, AttachKind, Flag, Package};
 use crate::stream;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +46,17 @@ pub enum RunError {
         error: String,
         hint: String,
     },
-    #[error("failed to attach program `{program}` to {kind:?} {target}: {error}")]
+    #[error(
+        "failed to attach program `{program}` to {} {target}: {error}",
+        serde_name(kind)
+    )]
     Attach {
         program: String,
         kind: AttachKind,
         target: String,
         error: String,
     },
-    #[error("program `{program}` ({kind:?}) needs a target given at run time: pass --attach {program}=<BINARY>:<FUNCTION>")]
+    #[error("program `{program}` ({}) needs a target given at run time: pass --attach {program}=<BINARY>:<FUNCTION>", serde_name(kind))]
     NeedsTarget { program: String, kind: AttachKind },
     #[error("--attach {program}={target}: expected {expected}")]
     BadTarget {
@@ -482,13 +485,25 @@ fn load_error(pkg: &Package, e: libbpf_rs::Error) -> RunError {
     }
     let spec = pkg.programs.iter().find(|p| p.name == program);
     let hint = match spec {
-        _ if !kernel::privileged() => "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string(),
+        _ if !kernel::privileged() => {
+            "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string()
+        }
         Some(p) if e.kind() == libbpf_rs::ErrorKind::PermissionDenied => format!(
-            "; the kernel refused program `{}` ({:?} {}): this kernel may not support {:?} programs",
-            p.name, p.attach.kind, p.attach.target, p.attach.kind
+            "; the kernel refused program `{}` ({} {}): this kernel may not support {} programs",
+            p.name,
+            serde_name(&p.attach.kind),
+            p.attach.target,
+            serde_name(&p.attach.kind)
         ),
-        Some(p) => format!(" (program `{}`, {:?} {})", p.name, p.attach.kind, p.attach.target),
-        None => kernel::last_libbpf_message().map(|m| format!(" ({m})")).unwrap_or_default(),
+        Some(p) => format!(
+            " (program `{}`, {} {})",
+            p.name,
+            serde_name(&p.attach.kind),
+            p.attach.target
+        ),
+        None => kernel::last_libbpf_message()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
     };
     RunError::Load {
         name: pkg.name.clone(),

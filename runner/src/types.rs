@@ -58,16 +58,47 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnumValue {
     pub name: String,
+    /// Signed enums hold i64 values, unsigned ones u64: i128 holds both.
+    #[serde(with = "enum_value")]
     pub value: i128,
+}
+
+/// An enum value as a JSON integer (i64 or u64). Not i128 directly: `Type` is flattened,
+/// and serde's buffering for flattened fields has no 128-bit integers.
+mod enum_value {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &i128, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(*v) {
+            Ok(small) => s.serialize_i64(small),
+            Err(_) => s.serialize_u64(u64::try_from(*v).map_err(serde::ser::Error::custom)?),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wide {
+        U(u64),
+        I(i64),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+        Ok(match Wide::deserialize(d)? {
+            Wide::U(v) => i128::from(v),
+            Wide::I(v) => i128::from(v),
+        })
+    }
 }
 
 /// A struct or union member. Anonymous members have an empty name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Member {
     pub name: String,
-    /// Byte offset of the member (of the storage unit holding it, for a bitfield).
+    /// Byte offset of the member (for a bitfield, of the byte holding its first bit).
     pub offset: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitfield: Option<Bitfield>,
@@ -77,6 +108,7 @@ pub struct Member {
 
 /// Where a bitfield's bits are, counted from the start of the enclosing struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Bitfield {
     pub bit_offset: u32,
     pub bits: u32,
