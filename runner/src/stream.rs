@@ -85,6 +85,8 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
     let out = RefCell::new(Vec::<u8>::with_capacity(1 << 18));
     let events = Cell::new(0u64);
     let perf_lost = Cell::new(0u64);
+    // Records smaller than their struct cannot be decoded; they are counted, not shown.
+    let short = Cell::new(0u64);
 
     let mut renderers = Vec::new();
     for event in &pkg.events {
@@ -104,6 +106,8 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         if data.len() >= renderer.size() {
             renderer.event(data, &mut out.borrow_mut());
             events.set(events.get() + 1);
+        } else {
+            short.set(short.get() + 1);
         }
     };
 
@@ -252,6 +256,12 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
     });
     ring_lost = ring_lost.max(check_lost(&mut counters));
     result.context("cannot write to stdout")?;
+    if short.get() > 0 {
+        eprintln!(
+            "runner: {} records were shorter than their event struct and were skipped",
+            short.get()
+        );
+    }
     Ok(Stats {
         events: events.get(),
         lost: ring_lost + perf_lost.get(),
