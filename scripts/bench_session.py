@@ -21,13 +21,20 @@ What it records:
   the call was made. The earliest pinger line in the output tells when the tracer saw its first
   event (`ready_ms`, exact whatever the output buffering); `first_line_ms` is when that line
   reached the file, and `poll_ms` when the tracer was first seen blocked waiting for events.
+- latency, for a timed load (`kill-clock` at a low rate, file sink): the output file's size is
+  polled every millisecond from the generator's start until the output has drained, and each
+  generator line is stamped with when it appeared; its latency is that time minus the send time its
+  TPID carries (`latencies_ms`). Lines that appear only when the tracer exits on SIGINT (output
+  buffered until then) are stamped at its exit and counted in `lines_at_exit`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -43,6 +50,7 @@ DRAIN_QUIET_S = 0.3  # output and CPU must stay still this long to count as drai
 DRAIN_IDLE_CPU_NS = 3_000_000  # tracer CPU allowed per quiet period (timers, poll timeouts)
 STOP_TIMEOUT_S = 10.0
 GATE_POLL_S = 0.005
+LATENCY_POLL_S = 0.001  # how often the output file's size is checked while lines are timed
 
 
 class BenchError(Exception):
@@ -72,15 +80,36 @@ class Load:
     name: str
     siggen_args: tuple[str, ...]
     count: int
+    # Time each event's line as it appears: siggen kill-clock, traced with the file sink only.
+    timed: bool = False
 
 
 def run_generator(siggen: Path, load: Load) -> dict:
     """Run siggen once and return its JSON report."""
+    with started_generator(siggen, load) as generator:
+        return generator_report(generator)
+
+
+@contextlib.contextmanager
+def started_generator(siggen: Path, load: Load):
+    """siggen running in the background; killed if still running when the block is left."""
     argv = [str(siggen), *load.siggen_args]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"siggen failed ({' '.join(argv)}): {done.stderr.strip()}")
-    return json.loads(done.stdout)
+    generator = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield generator
+    finally:
+        if generator.poll() is None:
+            generator.kill()
+        with generator:  # closes its pipes and reaps it
+            pass
+
+
+def generator_report(generator: subprocess.Popen) -> dict:
+    """Wait for siggen to finish and return its JSON report."""
+    out, err = generator.communicate()
+    if generator.returncode != 0:
+        raise BenchError(f"siggen failed ({shlex.join(generator.args)}): {err.strip()}")
+    return json.loads(out)
 
 
 def stamp_to_monotonic_ns(tpid: int, now_ns: int) -> int:
@@ -93,7 +122,9 @@ def stamp_to_monotonic_ns(tpid: int, now_ns: int) -> int:
 class TraceTable:
     """Sorts the lines of a tracer's table output by the process in their PID column.
 
-    Lines matching `lost_re` are the tracer's reports of dropped events, not table rows.
+    Lines matching `lost_re` are the tracer's reports of dropped events, not table rows. A line fed
+    with the time it appeared in the output, from the generator and with a clock stamp in its TPID
+    column (siggen kill-clock), adds that time minus the stamp to `latencies_ns`.
     """
 
     def __init__(
@@ -110,9 +141,11 @@ class TraceTable:
         self.generator_lines = 0
         self.pinger_lines = 0
         self.earliest_ping_ns: int | None = None
+        self.latencies_ns: list[int] = []
         self.lost_reports: list[int] = []
 
-    def feed(self, line: bytes) -> None:
+    def feed(self, line: bytes, seen_ns: int | None = None) -> None:
+        """Take one line; `seen_ns`, if known, is when it appeared in the output (monotonic)."""
         if self._lost_re and (lost := self._lost_re.search(line)):
             self.lost_reports.append(int(lost.group(1)))
             return
@@ -127,22 +160,25 @@ class TraceTable:
         pid = tokens[self._pid_col]
         if pid == self._generator:
             self.generator_lines += 1
+            if seen_ns is not None and (sent := self._sent_ns(tokens, seen_ns)) is not None:
+                self.latencies_ns.append(seen_ns - sent)
         elif pid == self._pinger:
             self.pinger_lines += 1
-            self._note_ping(tokens)
+            sent = self._sent_ns(tokens, time.monotonic_ns() if seen_ns is None else seen_ns)
+            if sent is not None and (self.earliest_ping_ns is None or sent < self.earliest_ping_ns):
+                self.earliest_ping_ns = sent
 
-    def _note_ping(self, tokens: list[bytes]) -> None:
+    def _sent_ns(self, tokens: list[bytes], now_ns: int) -> int | None:
+        """The send time stamped in the TPID column by kill-clock, if the line has one."""
         if self._tpid_col is None or len(tokens) <= self._tpid_col:
-            return
+            return None
         try:
             tpid = int(tokens[self._tpid_col])
         except ValueError:
-            return
+            return None
         if tpid < CLOCK_PID_BASE:
-            return
-        sent = stamp_to_monotonic_ns(tpid, time.monotonic_ns())
-        if self.earliest_ping_ns is None or sent < self.earliest_ping_ns:
-            self.earliest_ping_ns = sent
+            return None
+        return stamp_to_monotonic_ns(tpid, now_ns)
 
     @property
     def has_header(self) -> bool:
@@ -155,10 +191,16 @@ class FileFollower:
     def __init__(self, path: Path):
         self._file = open(path, "rb")
         self._partial = b""
+        self.size = 0  # bytes read so far
+
+    def grown(self) -> bool:
+        """Whether the file has grown since the last read: one fstat, cheap enough to poll."""
+        return os.fstat(self._file.fileno()).st_size > self.size
 
     def new_lines(self) -> list[bytes]:
-        data = self._partial + self._file.read()
-        *lines, self._partial = data.split(b"\n")
+        new = self._file.read()
+        self.size += len(new)
+        *lines, self._partial = (self._partial + new).split(b"\n")
         return lines
 
     def close(self) -> None:
@@ -340,6 +382,36 @@ def wait_until_drained(proc: TracerProcess, output: Path | None) -> None:
         last = now
 
 
+def time_lines_until_drained(
+    proc: TracerProcess, generator: subprocess.Popen, follower: FileFollower, table: TraceTable
+) -> None:
+    """Feed the table each new output line with the time it appeared, polling the file's size every
+    LATENCY_POLL_S, until the generator has exited and the output has drained (as judged by
+    wait_until_drained, every DRAIN_QUIET_S)."""
+    next_check = time.monotonic() + DRAIN_QUIET_S
+    deadline = None
+    last = (follower.size, proc.cpu_ns())
+    while True:
+        time.sleep(LATENCY_POLL_S)
+        if follower.grown():
+            seen_ns = time.monotonic_ns()
+            for line in follower.new_lines():
+                table.feed(line, seen_ns)
+        if time.monotonic() < next_check:
+            continue
+        next_check += DRAIN_QUIET_S
+        _check_alive(proc)
+        now = (follower.size, proc.cpu_ns())
+        if deadline is None:
+            if generator.poll() is not None:
+                deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        elif now[0] == last[0] and now[1] - last[1] < DRAIN_IDLE_CPU_NS:
+            return
+        elif time.monotonic() > deadline:
+            return
+        last = now
+
+
 def lost_events(tracer: Tracer, reports: list[int]) -> int:
     """The number of dropped events from the tracer's reports of them (none: nothing lost)."""
     if not reports:
@@ -361,14 +433,18 @@ def check_exit(proc: TracerProcess) -> None:
         raise BenchError(f"{proc.tracer.name} exited with status {proc.status}: {tail}")
 
 
-def read_output(tracer: Tracer, output: Path, generator_pid: int, gate: dict) -> dict:
-    """Events delivered, readiness and (for bpftrace) losses, from a file sink."""
+def output_table(tracer: Tracer, generator_pid: int, gate: dict) -> TraceTable:
+    """A table for the tracer's output, which has its loss reports in it for bpftrace."""
     lost_re = tracer.lost_re if tracer.lost_stream == "stdout" else None
-    table = read_table(output, TraceTable(generator_pid, gate["pinger_pid"], lost_re))
+    return TraceTable(generator_pid, gate["pinger_pid"], lost_re)
+
+
+def table_findings(tracer: Tracer, table: TraceTable) -> dict:
+    """Events delivered, readiness and (for bpftrace) losses, from the table of a file sink."""
     if not table.has_header:
         raise BenchError(f"no header line with a PID column in the output of {tracer.name}")
     found = {"events_delivered": table.generator_lines, "ready_ns": table.earliest_ping_ns}
-    if lost_re:
+    if tracer.lost_stream == "stdout":
         found["lost"] = lost_events(tracer, table.lost_reports)
     return found
 
@@ -377,26 +453,44 @@ def measure_session(
     tracer: Tracer, sink: str, load: Load, siggen: Path, cwd: Path, workdir: Path
 ) -> dict:
     """Run one tracer session around one generator run; returns the raw measurements."""
+    if load.timed and sink != "file":
+        raise BenchError(f"{load.name} needs the file sink")
     output = workdir / f"{tracer.name}.out"
     stderr = workdir / f"{tracer.name}.err"
-    with TracerProcess(tracer, output if sink == "file" else Path(os.devnull), stderr, cwd) as proc:
+    sink_path = output if sink == "file" else Path(os.devnull)
+    timed = None
+    with TracerProcess(tracer, sink_path, stderr, cwd) as proc, contextlib.ExitStack() as stack:
         gate = pass_gate(proc, sink, output, siggen)
         cpu_before = proc.cpu_ns()
-        report = run_generator(siggen, load)
-        wait_until_drained(proc, output if sink == "file" else None)
+        if load.timed:
+            generator = stack.enter_context(started_generator(siggen, load))
+            follower = stack.enter_context(contextlib.closing(FileFollower(output)))
+            timed = output_table(tracer, generator.pid, gate)
+            time_lines_until_drained(proc, generator, follower, timed)
+            report = generator_report(generator)
+        else:
+            report = run_generator(siggen, load)
+            wait_until_drained(proc, output if sink == "file" else None)
         stream_cpu_ns = proc.cpu_ns() - cpu_before
         peak_rss_kib = proc.peak_rss_kib()
         proc.stop()
+        if timed is not None:
+            # What the tracer wrote only on its way out appeared at its exit.
+            timed_before_exit = len(timed.latencies_ns)
+            exit_ns = time.monotonic_ns()
+            for line in follower.new_lines():
+                timed.feed(line, exit_ns)
     check_exit(proc)
     found = {"events_delivered": None, "ready_ns": None}
     if tracer.lost_stream == "stderr":
         reports = [int(m.group(1)) for m in tracer.lost_re.finditer(stderr.read_bytes())]
         found["lost"] = lost_events(tracer, reports)
     if sink == "file":
-        found.update(read_output(tracer, output, report["pid"], gate))
+        table = timed or read_table(output, output_table(tracer, report["pid"], gate))
+        found.update(table_findings(tracer, table))
         output.unlink()
     stderr.unlink()
-    return {
+    record = {
         "generator": report,
         "ns_per_call": report["ns_per_call"],
         "events_generated": report["count"],
@@ -409,3 +503,7 @@ def measure_session(
         "first_line_ms": _ms_since(proc.exec_ns, gate["first_line_ns"]),
         "poll_ms": _ms_since(proc.exec_ns, gate["poll_ns"]),
     }
+    if timed is not None:
+        record["latencies_ms"] = [ns / 1e6 for ns in timed.latencies_ns]
+        record["lines_at_exit"] = len(timed.latencies_ns) - timed_before_exit
+    return record
