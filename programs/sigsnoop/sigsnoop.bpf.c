@@ -53,7 +53,7 @@ static __always_inline bool sender_filtered(__u32 tgid, int sig)
 /*
  * Wake the reader only once a quarter of the ring is filled. A wake-up per
  * event costs more than the tracing itself; the runner drains the ring on a
- * timer of at most 50 ms anyway, so a quiet ring never holds events long.
+ * timer of at most 10 ms anyway, so a quiet ring never holds events long.
  */
 static __always_inline __u64 wakeup_flags(void)
 {

@@ -21,7 +21,7 @@ use crate::run::{Attached, Settings};
 use crate::views::MapView;
 
 /// The longest an event waits in a buffer before it is printed.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(10);
 /// Records consumed between two writes, so a flood is written in batches of bounded size.
 const BATCH: usize = 4096;
 /// How often the lost-event counters kept by programs are read.
