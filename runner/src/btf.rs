@@ -38,6 +38,8 @@ pub struct Var {
     pub id: u32,
     pub name: String,
     pub type_id: u32,
+    /// Declared `static`: private to the program.
+    pub is_static: bool,
 }
 
 /// A BPF object's BTF, parsed once, with its declaration tags indexed by target.
@@ -139,6 +141,7 @@ impl ObjectBtf {
                         id,
                         name: self.name_of(var),
                         type_id: var.get_type_id()?,
+                        is_static: var.is_static(),
                     })
                 })
                 .collect();

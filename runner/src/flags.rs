@@ -173,6 +173,12 @@ pub fn arg_for(global: &Global) -> Option<Arg> {
     if let Some(alias) = alias {
         arg = arg.alias(alias);
     }
+    if matches!(
+        global.ty.kind,
+        Kind::Int { signed: true, .. } | Kind::Char { .. } | Kind::Enum { .. }
+    ) {
+        arg = arg.allow_negative_numbers(true);
+    }
     if let Kind::Bool { .. } = &global.ty.kind {
         arg = arg
             .num_args(0..=1)

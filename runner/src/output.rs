@@ -61,6 +61,9 @@ impl Sink for JsonSink<'_> {
     fn int128(&mut self, v: i128) {
         push_int(self.0, v)
     }
+    fn uint128(&mut self, v: u128) {
+        push_int(self.0, v)
+    }
     fn bool(&mut self, v: bool) {
         self.0.extend_from_slice(if v { b"true" } else { b"false" })
     }
@@ -128,6 +131,9 @@ impl Sink for TextSink<'_> {
         push_int(self.0, v)
     }
     fn int128(&mut self, v: i128) {
+        push_int(self.0, v)
+    }
+    fn uint128(&mut self, v: u128) {
         push_int(self.0, v)
     }
     fn bool(&mut self, v: bool) {
@@ -273,23 +279,30 @@ impl Clock {
     }
 }
 
-/// The local wall-clock time as HH:MM:SS.
-pub fn wall_clock() -> String {
+/// The local wall-clock time as `HH:MM:SS` and as RFC 3339 with microseconds.
+pub fn wall_clock() -> (String, String) {
     let mut clock = Clock::new();
-    clock.now();
-    String::from_utf8_lossy(&clock.hms).into_owned()
+    let (_, nsec) = clock.now();
+    let hms = String::from_utf8_lossy(&clock.hms).into_owned();
+    let iso = format!("{}.{:06}{}", clock.date_time, nsec / 1000, clock.zone);
+    (hms, iso)
 }
 
 struct Column {
     name: String,
+    /// JSON key and decoder of the column.
+    key: String,
+    node: Node,
     width: usize,
 }
 
 /// Renders events of one struct in one format.
 pub struct Renderer {
     format: Format,
-    plan: Plan,
+    size: usize,
     columns: Vec<Column>,
+    /// Which channel's struct this is, shown when a package has several.
+    label: Option<String>,
     clock: Clock,
     cell: Vec<u8>,
 }
@@ -298,19 +311,29 @@ impl Renderer {
     pub fn new(format: Format, plan: Plan) -> Self {
         let columns = plan
             .columns()
-            .iter()
+            .into_iter()
             .map(|(name, node)| Column {
                 name: name.to_ascii_uppercase(),
+                key: name.to_string(),
                 width: natural_width(node).max(name.len()),
+                node: node.clone(),
             })
             .collect();
         Renderer {
             format,
-            plan,
+            size: plan.size,
             columns,
+            label: None,
             clock: Clock::new(),
             cell: Vec::with_capacity(64),
         }
+    }
+
+    /// Tag every line with `label` (an EVENT column, an `"event"` key): for packages whose
+    /// channels carry different structs.
+    pub fn with_label(mut self, label: &str) -> Self {
+        self.label = Some(label.to_string());
+        self
     }
 
     /// Show every event at this instant (seconds and nanoseconds since the epoch), in UTC,
@@ -320,28 +343,36 @@ impl Renderer {
         self.clock.second = i64::MIN;
     }
 
+    fn label_width(&self) -> usize {
+        self.label.as_ref().map_or(0, |l| l.len().max(5))
+    }
+
     /// The header line, if the format has one.
     pub fn header(&self, out: &mut Vec<u8>) {
         match self.format {
             Format::Table => {
                 out.extend_from_slice(b"TIME     ");
+                if self.label.is_some() {
+                    pad(out, b"EVENT", self.label_width());
+                }
                 let last = self.columns.len().saturating_sub(1);
                 for (i, col) in self.columns.iter().enumerate() {
-                    out.extend_from_slice(col.name.as_bytes());
-                    if i != last {
-                        out.resize(
-                            out.len() + col.width.saturating_sub(col.name.len()) + 1,
-                            b' ',
-                        );
+                    if i == last {
+                        out.extend_from_slice(col.name.as_bytes());
+                    } else {
+                        pad(out, col.name.as_bytes(), col.width);
                     }
                 }
                 out.push(b'\n');
             }
             Format::Csv => {
                 out.extend_from_slice(b"time");
-                for (name, _) in self.plan.columns() {
+                if self.label.is_some() {
+                    out.extend_from_slice(b",event");
+                }
+                for col in &self.columns {
                     out.push(b',');
-                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(col.key.as_bytes());
                 }
                 out.push(b'\n');
             }
@@ -356,17 +387,16 @@ impl Renderer {
             Format::Table => {
                 out.extend_from_slice(&self.clock.hms);
                 out.push(b' ');
-                let columns = self.plan.columns();
-                let last = columns.len().saturating_sub(1);
-                for (i, (_, node)) in columns.iter().enumerate() {
+                if let Some(label) = &self.label {
+                    pad(out, label.as_bytes(), self.label_width());
+                }
+                let last = self.columns.len().saturating_sub(1);
+                for (i, col) in self.columns.iter().enumerate() {
                     let start = out.len();
-                    node.visit(rec, 0, &mut TextSink(out));
+                    col.node.visit(rec, 0, &mut TextSink(out));
                     if i != last {
                         let written = out.len() - start;
-                        out.resize(
-                            out.len() + self.columns[i].width.saturating_sub(written) + 1,
-                            b' ',
-                        );
+                        out.resize(out.len() + col.width.saturating_sub(written) + 1, b' ');
                     }
                 }
                 out.push(b'\n');
@@ -378,18 +408,26 @@ impl Renderer {
                 out.extend_from_slice(self.clock.zone.as_bytes());
                 out.push(b'"');
                 let mut sink = JsonSink(out);
-                for (name, node) in self.plan.columns() {
-                    sink.field(name, false);
-                    node.visit(rec, 0, &mut sink);
+                if let Some(label) = &self.label {
+                    sink.field("event", false);
+                    sink.text(label.as_bytes());
+                }
+                for col in &self.columns {
+                    sink.field(&col.key, false);
+                    col.node.visit(rec, 0, &mut sink);
                 }
                 out.extend_from_slice(b"}\n");
             }
             Format::Csv => {
                 out.extend_from_slice(&self.clock.hms);
-                for (_, node) in self.plan.columns() {
+                if let Some(label) = &self.label {
+                    out.push(b',');
+                    csv_cell(out, label.as_bytes());
+                }
+                for col in &self.columns {
                     out.push(b',');
                     self.cell.clear();
-                    node.visit(rec, 0, &mut TextSink(&mut self.cell));
+                    col.node.visit(rec, 0, &mut TextSink(&mut self.cell));
                     csv_cell(out, &self.cell);
                 }
                 out.push(b'\n');
@@ -398,8 +436,14 @@ impl Renderer {
     }
 
     pub fn size(&self) -> usize {
-        self.plan.size
+        self.size
     }
+}
+
+/// `text` left-aligned in `width` columns, then a space.
+fn pad(out: &mut Vec<u8>, text: &[u8], width: usize) {
+    out.extend_from_slice(text);
+    out.resize(out.len() + width.saturating_sub(text.len()) + 1, b' ');
 }
 
 fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {

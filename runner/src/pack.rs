@@ -170,6 +170,9 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
                 Some(map) => Flag::None(format!(
                     "counts events lost on map `{map}`; the runner reports it"
                 )),
+                None if var.is_static => {
+                    Flag::None("static variables are private to the program".into())
+                }
                 None => flags::flag_for(&var.name, &ty),
             };
             let help = source

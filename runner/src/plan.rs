@@ -18,6 +18,7 @@ pub trait Sink {
     fn int(&mut self, v: i64);
     fn uint(&mut self, v: u64);
     fn int128(&mut self, v: i128);
+    fn uint128(&mut self, v: u128);
     fn bool(&mut self, v: bool);
     fn float(&mut self, v: f64);
     /// `char[N]` contents up to the first NUL.
@@ -260,8 +261,18 @@ fn emit_enum<S: Sink>(sink: &mut S, v: i128, names: &[(i128, String)], signed: b
 impl Node {
     pub fn visit<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
         match self {
-            // Unsigned 128-bit values above i128::MAX are shown wrapped.
-            Node::Int { off, size: 16, .. } => sink.int128(read_i128(rec, base + off)),
+            Node::Int {
+                off,
+                size: 16,
+                signed,
+            } => {
+                let v = read_i128(rec, base + off);
+                if *signed {
+                    sink.int128(v)
+                } else {
+                    sink.uint128(v as u128)
+                }
+            }
             Node::Int { off, size, signed } => {
                 let v = read_u64(rec, base + off, *size);
                 if *signed {

@@ -3,8 +3,9 @@
 //!
 //! [`Checked`] (read, checksum verified, description matched against the object's own BTF)
 //! → [`Configured`] (opened from memory, flags written into `.rodata`/`.data`/`.bss`,
-//! programs enabled per their conditions) → [`Attached`] (loaded, attached) → streaming
-//! ([`crate::stream`]).
+//! programs enabled per their conditions) → [`Loaded`] (in the kernel; the stream opens its
+//! ring and perf buffers now, so no event is emitted before a reader exists) → [`Attached`]
+//! → streaming ([`crate::stream`]) → detached and unloaded on drop.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -92,17 +93,16 @@ pub struct Configured {
     open: OpenObject,
 }
 
-/// Phase 3: loaded and attached. Dropping it detaches and unloads everything.
-pub struct Attached {
+/// Phase 3: in the kernel, not attached yet. Dropping it unloads everything.
+pub struct Loaded {
     pub obj: Object,
-    _links: Vec<Link>,
 }
 
-impl Attached {
-    /// How many links are attached.
-    pub fn links(&self) -> usize {
-        self._links.len()
-    }
+/// Phase 4: attached. Dropping it detaches every program.
+pub struct Attached {
+    _links: Vec<Link>,
+    /// How many programs are attached (a perf_event program counts once, on every CPU).
+    pub programs: usize,
 }
 
 /// Compare what the package says with what the object says, ignoring the help texts
@@ -325,8 +325,8 @@ fn section_data<'a>(open: &'a mut OpenObject, section: &str) -> Option<&'a mut [
 }
 
 impl Configured {
-    /// Phase 3: load into the kernel and attach every enabled program.
-    pub fn attach(self, checked: &Checked, settings: &Settings) -> anyhow::Result<Attached> {
+    /// Phase 3: load into the kernel, after checking what attaching will need.
+    pub fn load(self, checked: &Checked, settings: &Settings) -> anyhow::Result<Loaded> {
         let pkg = &checked.pkg;
         let enabled = checked.enabled(settings);
         for (name, _) in &settings.attach {
@@ -348,11 +348,21 @@ impl Configured {
             }
         }
         let obj = self.open.load().map_err(|e| load_error(pkg, e))?;
+        Ok(Loaded { obj })
+    }
+}
+
+impl Loaded {
+    /// Phase 4: attach every loaded program.
+    pub fn attach(&self, checked: &Checked, settings: &Settings) -> anyhow::Result<Attached> {
+        let pkg = &checked.pkg;
         let mut links = Vec::new();
-        for prog in obj.progs_mut() {
+        let mut programs = 0;
+        for prog in self.obj.progs_mut() {
             if !prog.autoload() {
                 continue;
             }
+            programs += 1;
             let name = prog.name().to_string_lossy().into_owned();
             let Some(spec) = pkg.programs.iter().find(|p| p.name == name) else {
                 continue;
@@ -362,11 +372,25 @@ impl Configured {
                 .iter()
                 .find(|(p, _)| *p == name)
                 .map(|(_, t)| t.as_str());
-            let attach_err = |target: &str, e: libbpf_rs::Error| RunError::Attach {
-                program: name.clone(),
-                kind: spec.attach.kind,
-                target: target.to_string(),
-                error: kernel::last_libbpf_message().unwrap_or_else(|| e.to_string()),
+            let attach_err = |target: &str, e: libbpf_rs::Error| {
+                let mut error = kernel::last_libbpf_message().unwrap_or_else(|| e.to_string());
+                if matches!(
+                    spec.attach.kind,
+                    AttachKind::Kprobe
+                        | AttachKind::Kretprobe
+                        | AttachKind::Ksyscall
+                        | AttachKind::Kretsyscall
+                ) {
+                    error.push_str(
+                        " (this kernel may have no kprobe support: no kprobe PMU or kprobe_events)",
+                    );
+                }
+                RunError::Attach {
+                    program: name.clone(),
+                    kind: spec.attach.kind,
+                    target: target.to_string(),
+                    error,
+                }
             };
             let link = match (spec.attach.kind, runtime_target) {
                 (kind @ (AttachKind::Uprobe | AttachKind::Uretprobe), Some(target)) => {
@@ -421,7 +445,10 @@ impl Configured {
             };
             links.push(link);
         }
-        Ok(Attached { obj, _links: links })
+        Ok(Attached {
+            _links: links,
+            programs,
+        })
     }
 }
 
@@ -547,14 +574,9 @@ pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
     kernel::capture_libbpf_log(settings.verbose);
     kernel::check_privileges()?;
     let (checked, configured) = checked.configure(&settings)?;
-    let attached = configured.attach(&checked, &settings)?;
-    eprintln!(
-        "runner: {}: {} programs attached; tracing, Ctrl-C to stop",
-        checked.pkg.name,
-        attached.links()
-    );
-    let stats = stream::stream(&attached, &checked.pkg, &settings)?;
-    drop(attached);
+    let loaded = configured.load(&checked, &settings)?;
+    let stats = stream::stream(&loaded, &checked, &settings)?;
+    drop(loaded);
     eprintln!("runner: {} events, {} lost", stats.events, stats.lost);
     Ok(())
 }

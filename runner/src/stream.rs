@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use libbpf_rs::{Map, MapCore, PerfBufferBuilder, RingBufferBuilder};
 
-use crate::output::{wall_clock, Renderer};
-use crate::package::{Channel, Global, Package};
+use crate::output::{wall_clock, Format, Renderer};
+use crate::package::{Channel, Global};
 use crate::plan::Plan;
-use crate::run::{Attached, Settings};
+use crate::run::{Checked, Loaded, Settings};
 use crate::views::MapView;
 
 /// The longest an event waits in a buffer before it is printed.
@@ -78,9 +78,11 @@ fn stdout() -> ManuallyDrop<File> {
     ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
 }
 
-pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow::Result<Stats> {
+/// Open the event buffers of `loaded`, attach its programs, and print until stopped.
+pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow::Result<Stats> {
     install_signal_handlers();
-    let obj = &attached.obj;
+    let obj = &loaded.obj;
+    let pkg = &checked.pkg;
     let mut out_file = stdout();
     let out = RefCell::new(Vec::<u8>::with_capacity(1 << 18));
     let events = Cell::new(0u64);
@@ -90,7 +92,10 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
 
     let mut renderers = Vec::new();
     for event in &pkg.events {
-        let renderer = Renderer::new(settings.format, Plan::compile(&event.ty)?);
+        let mut renderer = Renderer::new(settings.format, Plan::compile(&event.ty)?);
+        if pkg.events.len() > 1 {
+            renderer = renderer.with_label(&event.struct_name);
+        }
         renderer.header(&mut out.borrow_mut());
         renderers.push(RefCell::new(renderer));
     }
@@ -152,7 +157,12 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         }
     }
     let dump_views = || {
-        let time = wall_clock();
+        let (hms, iso) = wall_clock();
+        let time = if settings.format == Format::Json {
+            iso
+        } else {
+            hms
+        };
         let mut buf = out.borrow_mut();
         for (view, map) in &views {
             view.dump(*map, settings.format, &time, &mut buf);
@@ -191,6 +201,12 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
         total
     };
 
+    // Readers exist now: attach, so no event finds its perf buffer missing.
+    let attached = loaded.attach(checked, settings)?;
+    eprintln!(
+        "runner: {}: {} programs attached; tracing, Ctrl-C to stop",
+        pkg.name, attached.programs
+    );
     let deadline = settings.duration.map(|d| Instant::now() + d);
     let mut last_check = Instant::now();
     let mut flush = |out_file: &mut File| -> std::io::Result<()> {
@@ -249,6 +265,7 @@ pub fn stream(attached: &Attached, pkg: &Package, settings: &Settings) -> anyhow
             last_check = Instant::now();
         }
     };
+    drop(attached);
     let result = result.and_then(|()| {
         drain(&mut out_file, &mut flush)?;
         dump_views();

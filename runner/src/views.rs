@@ -48,6 +48,9 @@ impl Sink for Numbers {
     fn int128(&mut self, v: i128) {
         self.0.push(v.clamp(0, i128::from(u64::MAX)) as u64)
     }
+    fn uint128(&mut self, v: u128) {
+        self.0.push(v.min(u128::from(u64::MAX)) as u64)
+    }
     fn bool(&mut self, v: bool) {
         self.0.push(u64::from(v))
     }

@@ -542,8 +542,8 @@ fn twochan_table() {
     assert_eq!(
         table_headers(&done.stdout),
         vec![
-            strings(&["TIME", "WHICH", "WHO", "TID", "COMM"]),
-            strings(&["TIME", "RET", "WHICH", "TID", "MARKER"]),
+            strings(&["TIME", "EVENT", "WHICH", "WHO", "TID", "COMM"]),
+            strings(&["TIME", "EVENT", "RET", "WHICH", "TID", "MARKER"]),
         ]
     );
     let mut rows = table_rows(&done.stdout);
@@ -557,8 +557,8 @@ fn twochan_table() {
     assert_eq!(
         rows,
         vec![
-            strings(&["-22", &which, &tid, "48879"]),
-            strings(&[&which, &TWOCHAN_WHO.to_string(), &tid, comm]),
+            strings(&["prio_request", &which, &TWOCHAN_WHO.to_string(), &tid, comm]),
+            strings(&["prio_return", "-22", &which, &tid, "48879"]),
         ]
     );
 }
@@ -579,8 +579,8 @@ fn twochan_json() {
     assert_eq!(
         events,
         vec![
-            json!({"which": TWOCHAN_WHICH, "who": TWOCHAN_WHO, "tid": tid, "comm": comm}),
-            json!({"ret": -22, "which": TWOCHAN_WHICH, "tid": tid, "marker": 0xbeef}),
+            json!({"event": "prio_request", "which": TWOCHAN_WHICH, "who": TWOCHAN_WHO, "tid": tid, "comm": comm}),
+            json!({"event": "prio_return", "ret": -22, "which": TWOCHAN_WHICH, "tid": tid, "marker": 0xbeef}),
         ]
     );
 }
