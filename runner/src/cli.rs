@@ -148,8 +148,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             write_package(&pkg, output, &object)
         }
         Cmd::Info { package } => {
-            let (pkg, _) = Package::read(&package)?;
-            print!("{}", info::render(&pkg));
+            let checked = run::Checked::read(&package)?;
+            print!("{}", info::render(&checked.pkg));
             Ok(())
         }
         Cmd::Run { package } => run::main(&package, &[]),

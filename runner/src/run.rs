@@ -34,11 +34,10 @@ pub enum RunError {
     },
     #[error("cannot open the embedded object of `{name}`: {detail}")]
     Open { name: String, detail: String },
-    #[error("the kernel rejected program `{program}` of `{name}` ({error}); end of the verifier log:\n{log}")]
+    #[error("the verifier rejected program `{program}` of `{name}`; end of its log:\n{log}")]
     Verifier {
         name: String,
         program: String,
-        error: String,
         log: String,
     },
     #[error("cannot load `{name}` into the kernel: {error}{hint}")]
@@ -506,7 +505,6 @@ fn load_error(pkg: &Package, e: libbpf_rs::Error) -> RunError {
         return RunError::Verifier {
             name: pkg.name.clone(),
             program,
-            error,
             log,
         };
     }

@@ -170,6 +170,16 @@ impl Tracer {
     }
 }
 
+impl Drop for Tracer {
+    /// A test that fails before `stop` must not leave its tracer running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
