@@ -26,6 +26,17 @@ pub enum BtfError {
 
 type Result<T> = std::result::Result<T, BtfError>;
 
+fn enum_kind(size: usize, signed: bool, values: Vec<(String, i128)>) -> Kind {
+    Kind::Enum {
+        size: size as u32,
+        signed,
+        values: values
+            .into_iter()
+            .map(|(name, value)| EnumValue { name, value })
+            .collect(),
+    }
+}
+
 /// A `DATASEC` and the variables it lists.
 #[derive(Debug)]
 pub struct Datasec {
@@ -299,38 +310,38 @@ impl ObjectBtf {
             B::Float(f) => Kind::Float {
                 size: f.size() as u32,
             },
-            B::Enum(e) => Kind::Enum {
-                size: e.size() as u32,
-                signed: e.is_signed(),
-                values: e
+            B::Enum(e) => {
+                let signed = e.is_signed();
+                let value = |v: u32| {
+                    if signed {
+                        i128::from(v as i32)
+                    } else {
+                        i128::from(v)
+                    }
+                };
+                let values = e
                     .members
                     .iter()
-                    .map(|m| EnumValue {
-                        name: self.name_of(m),
-                        value: if e.is_signed() {
-                            i128::from(m.val() as i32)
-                        } else {
-                            i128::from(m.val())
-                        },
-                    })
-                    .collect(),
-            },
-            B::Enum64(e) => Kind::Enum {
-                size: e.size() as u32,
-                signed: e.is_signed(),
-                values: e
+                    .map(|m| (self.name_of(m), value(m.val())))
+                    .collect();
+                enum_kind(e.size(), signed, values)
+            }
+            B::Enum64(e) => {
+                let signed = e.is_signed();
+                let value = |v: u64| {
+                    if signed {
+                        i128::from(v as i64)
+                    } else {
+                        i128::from(v)
+                    }
+                };
+                let values = e
                     .members
                     .iter()
-                    .map(|m| EnumValue {
-                        name: self.name_of(m),
-                        value: if e.is_signed() {
-                            i128::from(m.val() as i64)
-                        } else {
-                            i128::from(m.val())
-                        },
-                    })
-                    .collect(),
-            },
+                    .map(|m| (self.name_of(m), value(m.val())))
+                    .collect();
+                enum_kind(e.size(), signed, values)
+            }
             B::Array(a) => Kind::Array {
                 len: a.len() as u32,
                 elem: Box::new(self.resolve_depth(a.get_type_id().unwrap_or(0), depth + 1)?),

@@ -51,22 +51,47 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// The parts of a sink that JSON and plain text write the same way: numbers, booleans and
+/// list/record brackets.
+macro_rules! common_sink_methods {
+    () => {
+        fn int(&mut self, v: i64) {
+            push_int(self.0, v)
+        }
+        fn uint(&mut self, v: u64) {
+            push_int(self.0, v)
+        }
+        fn int128(&mut self, v: i128) {
+            push_int(self.0, v)
+        }
+        fn uint128(&mut self, v: u128) {
+            push_int(self.0, v)
+        }
+        fn bool(&mut self, v: bool) {
+            self.0.extend_from_slice(if v { b"true" } else { b"false" })
+        }
+        fn begin_list(&mut self) {
+            self.0.push(b'[')
+        }
+        fn item(&mut self, first: bool) {
+            if !first {
+                self.0.push(b',')
+            }
+        }
+        fn end_list(&mut self) {
+            self.0.push(b']')
+        }
+        fn begin_record(&mut self) {
+            self.0.push(b'{')
+        }
+        fn end_record(&mut self) {
+            self.0.push(b'}')
+        }
+    };
+}
+
 impl Sink for JsonSink<'_> {
-    fn int(&mut self, v: i64) {
-        push_int(self.0, v)
-    }
-    fn uint(&mut self, v: u64) {
-        push_int(self.0, v)
-    }
-    fn int128(&mut self, v: i128) {
-        push_int(self.0, v)
-    }
-    fn uint128(&mut self, v: u128) {
-        push_int(self.0, v)
-    }
-    fn bool(&mut self, v: bool) {
-        self.0.extend_from_slice(if v { b"true" } else { b"false" })
-    }
+    common_sink_methods!();
     fn float(&mut self, v: f64) {
         if v.is_finite() {
             let _ = write!(self.0, "{v}");
@@ -93,29 +118,12 @@ impl Sink for JsonSink<'_> {
     fn pointer(&mut self, v: u64) {
         let _ = write!(self.0, "\"{v:#x}\"");
     }
-    fn begin_list(&mut self) {
-        self.0.push(b'[')
-    }
-    fn item(&mut self, first: bool) {
-        if !first {
-            self.0.push(b',')
-        }
-    }
-    fn end_list(&mut self) {
-        self.0.push(b']')
-    }
-    fn begin_record(&mut self) {
-        self.0.push(b'{')
-    }
     fn field(&mut self, name: &str, first: bool) {
         if !first {
             self.0.push(b',');
         }
         json_string(self.0, name.as_bytes());
         self.0.push(b':');
-    }
-    fn end_record(&mut self) {
-        self.0.push(b'}')
     }
 }
 
@@ -124,21 +132,7 @@ impl Sink for JsonSink<'_> {
 pub struct TextSink<'a>(pub &'a mut Vec<u8>);
 
 impl Sink for TextSink<'_> {
-    fn int(&mut self, v: i64) {
-        push_int(self.0, v)
-    }
-    fn uint(&mut self, v: u64) {
-        push_int(self.0, v)
-    }
-    fn int128(&mut self, v: i128) {
-        push_int(self.0, v)
-    }
-    fn uint128(&mut self, v: u128) {
-        push_int(self.0, v)
-    }
-    fn bool(&mut self, v: bool) {
-        self.0.extend_from_slice(if v { b"true" } else { b"false" })
-    }
+    common_sink_methods!();
     fn float(&mut self, v: f64) {
         let _ = write!(self.0, "{v}");
     }
@@ -163,29 +157,12 @@ impl Sink for TextSink<'_> {
     fn pointer(&mut self, v: u64) {
         let _ = write!(self.0, "{v:#x}");
     }
-    fn begin_list(&mut self) {
-        self.0.push(b'[')
-    }
-    fn item(&mut self, first: bool) {
-        if !first {
-            self.0.push(b',')
-        }
-    }
-    fn end_list(&mut self) {
-        self.0.push(b']')
-    }
-    fn begin_record(&mut self) {
-        self.0.push(b'{')
-    }
     fn field(&mut self, name: &str, first: bool) {
         if !first {
             self.0.push(b',');
         }
         self.0.extend_from_slice(name.as_bytes());
         self.0.push(b'=');
-    }
-    fn end_record(&mut self) {
-        self.0.push(b'}')
     }
 }
 

@@ -583,6 +583,30 @@ pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The command generated from a real package passes clap's own consistency checks
+    /// (unique names, no clash between the runner's options and the program's flags).
+    #[test]
+    fn generated_command_is_consistent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../programs/sigsnoop/package.json");
+        let checked = Checked::read(&path).unwrap();
+        checked.command().debug_assert();
+        let settings = checked
+            .settings(&["--filtered-pid".into(), "-5".into(), "--failed_only".into()])
+            .unwrap();
+        let values: Vec<(&str, &[u8])> = settings
+            .values
+            .iter()
+            .map(|(i, b)| (checked.pkg.globals[*i].name.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("filtered_pid", &[0xfb, 0xff, 0xff, 0xff][..]),
+                ("failed_only", &[1][..])
+            ]
+        );
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));

@@ -468,3 +468,31 @@ fn verifier_rejects_an_unbounded_stack_read() {
         "math between fp pointer and register with unbounded min value",
     );
 }
+
+/// tracefs not mounted: the runner mounts it itself and says so. Run in a private mount
+/// namespace (unshare -m) where tracefs is unmounted, so the machine is not touched.
+#[test]
+fn unmounted_tracefs_is_mounted_by_the_runner() {
+    if !common::bpf_available("unmounted_tracefs_is_mounted_by_the_runner") {
+        return;
+    }
+    let script = format!(
+        "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+         umount /sys/kernel/tracing 2>/dev/null; \
+         test ! -d /sys/kernel/tracing/events || {{ echo still mounted >&2; exit 99; }}; \
+         exec {} run {} --duration 0.2",
+        common::runner().display(),
+        pkg()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.lines().next() == Some("runner: mounted tracefs on /sys/kernel/tracing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("programs attached"), "{stderr}");
+}
