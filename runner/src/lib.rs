@@ -24,6 +24,7 @@ pub mod kernel;
 pub mod output;
 pub mod pack;
 pub mod package;
+pub mod perfbuf;
 pub mod plan;
 pub mod run;
 pub mod source;

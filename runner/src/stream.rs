@@ -12,10 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use libbpf_rs::{Map, MapCore, PerfBufferBuilder, RingBufferBuilder};
+use std::os::fd::AsFd as _;
+
+use libbpf_rs::{Map, MapCore, RingBufferBuilder};
 
 use crate::output::{wall_clock, Format, Renderer};
 use crate::package::{Channel, Global};
+use crate::perfbuf::PerfReader;
 use crate::plan::Plan;
 use crate::run::{Checked, Loaded, Settings};
 use crate::views::MapView;
@@ -131,17 +134,18 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
                 has_ring = true;
             }
             Channel::PerfEventArray => {
-                let buffer = PerfBufferBuilder::new(map)
-                    .sample_cb(move |_cpu: i32, data: &[u8]| on_record(renderer, data))
-                    .lost_cb(|cpu: i32, count: u64| {
+                let buffer = PerfReader::new(
+                    map.as_fd(),
+                    move |data: &[u8]| on_record(renderer, data),
+                    |cpu: i32, count: u64| {
                         perf_lost.set(perf_lost.get() + count);
                         eprintln!(
                             "runner: {count} events lost on CPU {cpu} (perf buffer `{}` full)",
                             event.map
                         );
-                    })
-                    .build()
-                    .with_context(|| format!("cannot open perf buffer `{}`", event.map))?;
+                    },
+                )
+                .with_context(|| format!("cannot open perf buffer `{}`", event.map))?;
                 perf.push(buffer);
             }
         }
@@ -226,7 +230,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
             }
         }
         for buffer in &perf {
-            let _ = buffer.consume();
+            buffer.consume();
         }
         flush(out_file)
     };
@@ -247,7 +251,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
                 let _ = ring.poll_raw(timeout);
             }
             (None, Some(buffer)) => {
-                let _ = buffer.poll(timeout);
+                buffer.poll(timeout);
             }
             (None, None) => std::thread::sleep(timeout),
         }
