@@ -14,6 +14,7 @@
 //! One BTF walker ([`btf`]) resolves every type into [`types::Type`]; the packer
 //! ([`pack`]), the flags ([`flags`]) and the decoder ([`plan`]) all read that.
 
+pub mod attach;
 pub mod btf;
 pub mod cli;
 pub mod compile;
