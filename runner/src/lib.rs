@@ -22,6 +22,7 @@ pub mod elf;
 pub mod flags;
 pub mod info;
 pub mod kernel;
+pub mod maps;
 pub mod output;
 pub mod pack;
 pub mod package;
