@@ -61,18 +61,8 @@ impl Loaded {
                         .map_err(|e| attach_err(target, e))?
                 }
                 (AttachKind::PerfEvent, target) => {
-                    let hz = match target {
-                        Some(t) => t
-                            .trim_end_matches("hz")
-                            .trim_end_matches("Hz")
-                            .parse()
-                            .map_err(|_| RunError::BadTarget {
-                                program: name.clone(),
-                                target: t.into(),
-                                expected: "a sampling frequency in Hz, like 99",
-                            })?,
-                        None => DEFAULT_SAMPLE_HZ,
-                    };
+                    // Checked when the command line was parsed.
+                    let hz = target.and_then(sample_hz).unwrap_or(DEFAULT_SAMPLE_HZ);
                     for cpu in online_cpus() {
                         let fd = open_cpu_clock(cpu, hz).map_err(|e| RunError::Attach {
                             program: name.clone(),
@@ -86,15 +76,6 @@ impl Loaded {
                         links.push(link);
                     }
                     continue;
-                }
-                (AttachKind::Uprobe | AttachKind::Uretprobe, None)
-                    if spec.attach.target.is_empty() =>
-                {
-                    return Err(RunError::NeedsTarget {
-                        program: name,
-                        kind: spec.attach.kind,
-                    }
-                    .into())
                 }
                 _ => prog
                     .attach()
@@ -114,6 +95,16 @@ const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// Sampling frequency of perf_event programs when `--attach` does not give one.
 const DEFAULT_SAMPLE_HZ: u64 = 99;
+
+/// A perf_event program's `--attach` target: a sampling frequency, `99` or `99hz`.
+pub fn sample_hz(target: &str) -> Option<u64> {
+    let hz: u64 = target
+        .trim_end_matches("hz")
+        .trim_end_matches("Hz")
+        .parse()
+        .ok()?;
+    (hz > 0).then_some(hz)
+}
 
 /// Online CPUs, from /sys/devices/system/cpu/online ("0-3,5").
 fn online_cpus() -> Vec<i32> {

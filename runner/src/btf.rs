@@ -11,6 +11,9 @@ use crate::types::{Bitfield, EnumValue, Kind, Member, Type};
 
 /// A type chain longer than this is treated as a loop in corrupt BTF.
 const MAX_DEPTH: usize = 64;
+/// The most nodes one resolved type may have: nesting that doubles at every level must
+/// not exhaust memory.
+const MAX_NODES: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -20,6 +23,8 @@ pub enum BtfError {
     BadId(u32),
     #[error("BTF type chain starting at id {0} is too deep (a loop?)")]
     TooDeep(u32),
+    #[error("BTF type id {0} expands to more than {MAX_NODES} members and elements")]
+    TooLarge(u32),
     #[error("`{c}` has no layout ({why})")]
     NoLayout { c: String, why: &'static str },
 }
@@ -191,6 +196,44 @@ impl ObjectBtf {
         names
     }
 
+    /// The struct a pointer-typed `id` points to, by name.
+    fn pointee_struct(&self, id: u32) -> Option<String> {
+        let target = self.pointee(id).ok()??;
+        let (sid, ty) = self.strip(target).ok()?;
+        matches!(ty, B::Struct(_))
+            .then(|| self.name(sid))
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Structs anchored by pointer variables in `section` (see `compile.rs`), in order.
+    pub fn keep_structs(&self, section: &str) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for sec in self.datasecs().into_iter().filter(|s| s.name == section) {
+            for var in sec.vars {
+                if let Some(name) = self.pointee_struct(var.type_id) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// Structs that function parameters point to: the context types of programs.
+    pub fn param_structs(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for ty in &self.types {
+            let B::FuncProto(proto) = ty else { continue };
+            for param in &proto.parameters {
+                if let Some(name) = param.get_type_id().and_then(|id| self.pointee_struct(id)) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
     /// Follow typedefs, qualifiers and type tags down to the type that has a shape.
     pub fn strip(&self, mut id: u32) -> Result<(u32, &B)> {
         for _ in 0..MAX_DEPTH {
@@ -281,13 +324,18 @@ impl ObjectBtf {
 
     /// The resolved type `id`: its C spelling, kind and full layout.
     pub fn resolve(&self, id: u32) -> Result<Type> {
-        self.resolve_depth(id, 0)
+        let mut budget = MAX_NODES;
+        self.resolve_depth(id, 0, &mut budget).map_err(|e| match e {
+            BtfError::TooLarge(_) => BtfError::TooLarge(id),
+            e => e,
+        })
     }
 
-    fn resolve_depth(&self, id: u32, depth: usize) -> Result<Type> {
+    fn resolve_depth(&self, id: u32, depth: usize, budget: &mut usize) -> Result<Type> {
         if depth > MAX_DEPTH {
             return Err(BtfError::TooDeep(id));
         }
+        *budget = budget.checked_sub(1).ok_or(BtfError::TooLarge(id))?;
         let c = self.c_name(id)?;
         let (base, ty) = self.strip(id)?;
         let no_layout = |why| BtfError::NoLayout { c: c.clone(), why };
@@ -344,7 +392,11 @@ impl ObjectBtf {
             }
             B::Array(a) => Kind::Array {
                 len: a.len() as u32,
-                elem: Box::new(self.resolve_depth(a.get_type_id().unwrap_or(0), depth + 1)?),
+                elem: Box::new(self.resolve_depth(
+                    a.get_type_id().unwrap_or(0),
+                    depth + 1,
+                    budget,
+                )?),
             },
             B::Struct(s) | B::Union(s) => {
                 let mut members = Vec::with_capacity(s.members.len());
@@ -355,7 +407,7 @@ impl ObjectBtf {
                         name: self.name_of(m),
                         offset: bit_offset / 8,
                         bitfield: (bits > 0).then_some(Bitfield { bit_offset, bits }),
-                        ty: self.resolve_depth(m.get_type_id().unwrap_or(0), depth + 1)?,
+                        ty: self.resolve_depth(m.get_type_id().unwrap_or(0), depth + 1, budget)?,
                     });
                 }
                 let size = s.size() as u32;

@@ -2,6 +2,7 @@
 //! chain, to stderr; exit codes are 0 (success, or a closed pipe), 1 (runtime failure),
 //! 2 (bad usage).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -97,7 +98,7 @@ fn write_package(pkg: &Package, output: Option<PathBuf>, beside: &Path) -> anyho
     });
     std::fs::write(&path, pkg.to_json())
         .with_context(|| format!("cannot write `{}`", path.display()))?;
-    eprintln!("runner: wrote {}", path.display());
+    crate::note!("runner: wrote {}", path.display());
     Ok(())
 }
 
@@ -167,7 +168,7 @@ pub fn report(err: &anyhow::Error) {
         line.push_str(&cause.to_string());
         first = false;
     }
-    eprintln!("{line}");
+    crate::note!("{line}");
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -179,9 +180,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Entry point; returns the process exit code.
 pub fn main() -> i32 {
-    let args: Vec<String> = std::env::args().collect();
+    // Arguments need not be UTF-8 (paths); clap and Path take them as they are.
+    let args: Vec<OsString> = std::env::args_os().collect();
     // `runner run <PACKAGE> ...`: the options after the package come from the package.
-    let result = if args.len() > 2 && args[1] == "run" && !args[2].starts_with('-') {
+    let is_run = args.get(1).is_some_and(|a| a == "run");
+    let package_given = args
+        .get(2)
+        .is_some_and(|a| !a.as_encoded_bytes().starts_with(b"-"));
+    let result = if is_run && package_given {
         run::main(Path::new(&args[2]), &args[3..])
     } else {
         match Cli::try_parse_from(&args) {

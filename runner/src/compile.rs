@@ -16,7 +16,8 @@ use crate::package::Package;
 
 include!(concat!(env!("OUT_DIR"), "/bpf_headers.rs"));
 
-const KEEP_SECTION: &str = ".runner.keep";
+/// The section `runner build` anchors the program's own structs in.
+pub const KEEP_SECTION: &str = ".runner.keep";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -113,6 +113,9 @@ fn parse_int(text: &str) -> Result<i128, String> {
         Some("0b" | "0B") => (2, &digits[2..]),
         _ => (10, digits),
     };
+    if digits.starts_with(['+', '-']) {
+        return Err("expected an integer".into());
+    }
     let magnitude = u128::from_str_radix(&digits.replace('_', ""), radix)
         .map_err(|_| "expected an integer".to_string())?;
     let magnitude = i128::try_from(magnitude).map_err(|_| "number too large".to_string())?;

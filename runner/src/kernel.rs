@@ -72,7 +72,7 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
     if rc != 0 {
         return Err(SystemError::NoTracefs(std::io::Error::last_os_error()));
     }
-    eprintln!("runner: mounted tracefs on /sys/kernel/tracing");
+    crate::note!("runner: mounted tracefs on /sys/kernel/tracing");
     Ok("/sys/kernel/tracing".into())
 }
 
@@ -100,7 +100,10 @@ const LOG_KEEP: usize = 4000;
 
 fn print(level: PrintLevel, msg: String) {
     if VERBOSE.load(Ordering::Relaxed) {
-        eprint!("{msg}");
+        {
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), "{msg}");
+        }
     }
     if level == PrintLevel::Debug {
         return;

@@ -14,6 +14,16 @@
 //! One BTF walker ([`btf`]) resolves every type into [`types::Type`]; the packer
 //! ([`pack`]), the flags ([`flags`]) and the decoder ([`plan`]) all read that.
 
+/// `eprintln!` that cannot panic: a closed or full stderr must not bring the runner down
+/// (some callers are callbacks from C, where a panic aborts).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod attach;
 pub mod btf;
 pub mod cli;

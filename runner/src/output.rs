@@ -423,7 +423,8 @@ fn pad(out: &mut Vec<u8>, text: &[u8], width: usize) {
     out.resize(out.len() + width.saturating_sub(text.len()) + 1, b' ');
 }
 
-fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
+/// One CSV cell, quoted when it holds a comma, a quote or a line break.
+pub fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
     if cell
         .iter()
         .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))

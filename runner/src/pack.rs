@@ -48,6 +48,8 @@ pub enum PackError {
         "--event names map `{0}`, which is not a ring buffer or perf event array of this object"
     )]
     UnknownEventMap(String),
+    #[error("global `{0}` is tagged runner:lost but is not a __u64 (the runner reads 8 bytes)")]
+    BadLostCounter(String),
     #[error("map `{map}`: unknown view `{view}` (expected table or log2_hist)")]
     UnknownView { map: String, view: String },
     #[error("map `{map}`: a {view} view needs {needs}")]
@@ -167,6 +169,15 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
             }
             let default = default_value(elf, &sec.name, sym.offset, &ty)?;
             let lost_map = btf.runner_tag(var.id, "lost");
+            if lost_map.is_some()
+                && ty.kind
+                    != (Kind::Int {
+                        size: 8,
+                        signed: false,
+                    })
+            {
+                return Err(PackError::BadLostCounter(var.name));
+            }
             let flag = match lost_map {
                 Some(map) => Flag::None(format!(
                     "counts events lost on map `{map}`; the runner reports it"
@@ -204,12 +215,19 @@ fn globals(elf: &ElfInfo, btf: &ObjectBtf, source: Option<&str>) -> Result<Vec<G
     Ok(out)
 }
 
+/// Globals larger than this get no decoded default (`null`).
+const MAX_DEFAULT_SIZE: u64 = 64 * 1024;
+
 fn default_value(
     elf: &ElfInfo,
     section: &str,
     offset: u64,
     ty: &Type,
 ) -> Result<serde_json::Value, PackError> {
+    // Big buffers are not configuration: their default is not decoded.
+    if ty.size() > MAX_DEFAULT_SIZE {
+        return Ok(serde_json::Value::Null);
+    }
     let size = ty.size() as usize;
     let mut bytes = vec![0u8; size];
     if let Some((Some(data), _)) = elf.section(section) {
@@ -243,7 +261,7 @@ fn events(
             return Err(PackError::UnknownEventMap(map.clone()));
         }
     }
-    let all_structs = btf.struct_names();
+    let candidates = event_candidates(btf);
     let mut out = Vec::new();
     for (var_id, map) in &channels {
         let chosen = overrides
@@ -251,39 +269,35 @@ fn events(
             .find(|(m, _)| m == &map.name)
             .map(|(_, s)| s.as_str())
             .or_else(|| btf.runner_tag(*var_id, "event"));
-        let name = match chosen {
-            Some(name) => name.to_string(),
-            None if channels.len() > 1 => {
-                return Err(PackError::AmbiguousEvent {
-                    map: map.name.clone(),
-                    why: format!("{} event channels and no tag on this one", channels.len()),
-                    candidates: list(&all_structs),
-                })
+        let ambiguous = |why: String, names: &[String]| PackError::AmbiguousEvent {
+            map: map.name.clone(),
+            why,
+            candidates: list(names),
+        };
+        let eventish: Vec<String> = candidates
+            .iter()
+            .filter(|s| s.contains("event"))
+            .cloned()
+            .collect();
+        let name = match (chosen, candidates.as_slice(), eventish.as_slice()) {
+            (Some(name), _, _) => name.to_string(),
+            (None, _, _) if channels.len() > 1 => {
+                let why = format!("{} event channels and no tag on this one", channels.len());
+                return Err(ambiguous(why, &candidates));
             }
-            None if all_structs.iter().any(|s| s == "event") => "event".to_string(),
-            None => {
-                let eventish: Vec<String> = all_structs
-                    .iter()
-                    .filter(|s| s.contains("event"))
-                    .cloned()
-                    .collect();
-                match eventish.as_slice() {
-                    [one] => one.clone(),
-                    [] => {
-                        return Err(PackError::AmbiguousEvent {
-                            map: map.name.clone(),
-                            why: "no struct is named `event`".into(),
-                            candidates: list(&all_structs),
-                        })
-                    }
-                    many => {
-                        return Err(PackError::AmbiguousEvent {
-                            map: map.name.clone(),
-                            why: "several structs could be the event".into(),
-                            candidates: list(many),
-                        })
-                    }
-                }
+            (None, all, _) if all.iter().any(|s| s == "event") => "event".to_string(),
+            (None, [one], _) | (None, _, [one]) => one.clone(),
+            (None, [], _) => {
+                return Err(ambiguous(
+                    "the program defines no struct".into(),
+                    &candidates,
+                ))
+            }
+            (None, _, []) => {
+                return Err(ambiguous("no struct is named `event`".into(), &candidates))
+            }
+            (None, _, many) => {
+                return Err(ambiguous("several structs could be the event".into(), many))
             }
         };
         let Some(&id) = btf.structs_named(&name).first() else {
@@ -310,6 +324,23 @@ fn events(
         });
     }
     Ok(out)
+}
+
+/// The structs an event may be: the ones the program's own files define when `runner build`
+/// anchored them, else every named struct but the kernel's (program context types and
+/// tracepoint records), so a tracepoint's context is never taken for the event.
+fn event_candidates(btf: &ObjectBtf) -> Vec<String> {
+    let anchored = btf.keep_structs(crate::compile::KEEP_SECTION);
+    if !anchored.is_empty() {
+        return anchored;
+    }
+    let contexts = btf.param_structs();
+    btf.struct_names()
+        .into_iter()
+        .filter(|n| {
+            !contexts.contains(n) && !n.starts_with("trace_event_raw_") && n != "trace_entry"
+        })
+        .collect()
 }
 
 fn is_lost_counter_for(btf: &ObjectBtf, global: &str, map: &str) -> bool {

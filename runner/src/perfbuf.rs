@@ -28,8 +28,8 @@ struct Callbacks<'a> {
 /// A perf buffer over every CPU of one `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
 pub struct PerfReader<'a> {
     pb: NonNull<sys::perf_buffer>,
-    // Referenced by `pb` until it is freed.
-    _callbacks: Box<Callbacks<'a>>,
+    /// From `Box::into_raw`; `pb` calls into it until it is freed, then `Drop` frees it.
+    callbacks: NonNull<Callbacks<'a>>,
 }
 
 unsafe extern "C" fn on_record(
@@ -68,7 +68,7 @@ impl<'a> PerfReader<'a> {
         sample: impl FnMut(&[u8]) + 'a,
         lost: impl FnMut(i32, u64) + 'a,
     ) -> std::io::Result<Self> {
-        let mut callbacks = Box::new(Callbacks {
+        let callbacks = Box::new(Callbacks {
             sample: Box::new(sample),
             lost: Box::new(lost),
         });
@@ -85,8 +85,8 @@ impl<'a> PerfReader<'a> {
             sz: std::mem::size_of::<sys::perf_buffer_raw_opts>() as _,
             ..Default::default()
         };
-        let ctx: *mut Callbacks = &mut *callbacks;
-        // SAFETY: all pointers are valid for the call; `ctx` outlives the buffer (dropped
+        let ctx = Box::into_raw(callbacks);
+        // SAFETY: all pointers are valid for the call; `ctx` outlives the buffer (freed
         // after `perf_buffer__free`).
         let pb = unsafe {
             sys::perf_buffer__new_raw(
@@ -98,11 +98,15 @@ impl<'a> PerfReader<'a> {
                 &opts,
             )
         };
-        let pb = NonNull::new(pb).ok_or_else(std::io::Error::last_os_error)?;
-        Ok(PerfReader {
-            pb,
-            _callbacks: callbacks,
-        })
+        let error = std::io::Error::last_os_error();
+        // SAFETY: `ctx` came from Box::into_raw just above.
+        let callbacks = unsafe { NonNull::new_unchecked(ctx) };
+        let Some(pb) = NonNull::new(pb) else {
+            // SAFETY: no buffer refers to the callbacks; reclaim them once.
+            drop(unsafe { Box::from_raw(ctx) });
+            return Err(error);
+        };
+        Ok(PerfReader { pb, callbacks })
     }
 
     /// Wait up to `timeout` for a CPU's buffer to pass its watermark, and read it.
@@ -120,8 +124,12 @@ impl<'a> PerfReader<'a> {
 
 impl Drop for PerfReader<'_> {
     fn drop(&mut self) {
-        // SAFETY: `pb` came from perf_buffer__new_raw and is freed once.
-        unsafe { sys::perf_buffer__free(self.pb.as_ptr()) };
+        // SAFETY: `pb` came from perf_buffer__new_raw and is freed once; after that nothing
+        // refers to the callbacks, which came from Box::into_raw.
+        unsafe {
+            sys::perf_buffer__free(self.pb.as_ptr());
+            drop(Box::from_raw(self.callbacks.as_ptr()));
+        }
     }
 }
 

@@ -122,7 +122,7 @@ fn enum_names(ty: &Type) -> Vec<(i128, String)> {
 }
 
 fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node, PlanError> {
-    let end = base + ty.size() as usize;
+    let end = usize::try_from(ty.size()).map_or(usize::MAX, |size| base.saturating_add(size));
     if end > root_size {
         return Err(PlanError::OutOfBounds {
             c: root.c.clone(),
@@ -188,7 +188,8 @@ fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node
             let stride = elem.size() as usize;
             Node::Array {
                 off: base,
-                len: *len as usize,
+                // Elements of no size hold nothing: an empty list, not a billion `{}`.
+                len: if stride == 0 { 0 } else { *len as usize },
                 stride,
                 elem: Box::new(compile(elem, 0, elem, stride)?),
             }

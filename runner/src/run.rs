@@ -7,7 +7,7 @@
 //! ring and perf buffers now, so no event is emitted before a reader exists) → [`Attached`]
 //! ([`crate::attach`]) → streaming ([`crate::stream`]) → detached and unloaded on drop.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use clap::{Arg, ArgAction, Command};
 use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject};
 
+use crate::attach;
 use crate::flags;
 use crate::kernel;
 use crate::output::Format;
@@ -56,16 +57,6 @@ pub enum RunError {
         target: String,
         error: String,
     },
-    #[error("program `{program}` ({}) needs a target given at run time: pass --attach {program}=<BINARY>:<FUNCTION>", serde_name(kind))]
-    NeedsTarget { program: String, kind: AttachKind },
-    #[error("--attach {program}={target}: expected {expected}")]
-    BadTarget {
-        program: String,
-        target: String,
-        expected: &'static str,
-    },
-    #[error("--attach names program `{0}`, which this package does not have")]
-    UnknownProgram(String),
 }
 
 /// Phase 1: a package whose object is intact and matches its description.
@@ -188,7 +179,7 @@ impl Checked {
                 Arg::new("interval")
                     .long("interval")
                     .value_name("SECONDS")
-                    .value_parser(parse_duration)
+                    .value_parser(parse_interval)
                     .help("Print the package's map views this often (they are always printed at exit)")
                     .help_heading("Runner options"),
             )
@@ -218,8 +209,8 @@ impl Checked {
     }
 
     /// Parse the options after the package.
-    pub fn settings(&self, args: &[String]) -> Result<Settings, clap::Error> {
-        let argv = std::iter::once("runner run".to_string()).chain(args.iter().cloned());
+    pub fn settings(&self, args: &[OsString]) -> Result<Settings, clap::Error> {
+        let argv = std::iter::once(OsString::from("runner run")).chain(args.iter().cloned());
         let matches = self.command().try_get_matches_from(argv)?;
         let mut values = Vec::new();
         for (i, global) in self.pkg.globals.iter().enumerate() {
@@ -230,7 +221,7 @@ impl Checked {
                 values.push((i, bytes.clone()));
             }
         }
-        Ok(Settings {
+        let settings = Settings {
             format: *matches.get_one::<Format>("output").expect("has a default"),
             duration: matches.get_one::<Duration>("duration").copied(),
             interval: matches.get_one::<Duration>("interval").copied(),
@@ -240,7 +231,51 @@ impl Checked {
                 .map(|v| v.cloned().collect())
                 .unwrap_or_default(),
             values,
-        })
+        };
+        self.check_attach(&settings).map_err(|msg| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{msg}\n"))
+        })?;
+        Ok(settings)
+    }
+
+    /// `--attach` names programs that take a run-time target, with a target of the right
+    /// form, and every enabled uprobe without a target in its section gets one.
+    fn check_attach(&self, settings: &Settings) -> Result<(), String> {
+        for (name, target) in &settings.attach {
+            let Some(prog) = self.pkg.programs.iter().find(|p| &p.name == name) else {
+                return Err(format!(
+                    "--attach names program `{name}`, which this package does not have"
+                ));
+            };
+            match prog.attach.kind {
+                AttachKind::Uprobe | AttachKind::Uretprobe => {}
+                AttachKind::PerfEvent if attach::sample_hz(target).is_some() => {}
+                AttachKind::PerfEvent => {
+                    return Err(format!(
+                        "--attach {name}={target}: expected a sampling frequency in Hz, like 99"
+                    ))
+                }
+                kind => {
+                    return Err(format!(
+                        "--attach {name}: a {} program attaches where its section says; --attach is for uprobes and perf_event programs",
+                        serde_name(&kind)
+                    ))
+                }
+            }
+        }
+        for (prog, on) in self.pkg.programs.iter().zip(self.enabled(settings)) {
+            let needs = matches!(prog.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
+                && prog.attach.target.is_empty();
+            if on && needs && !settings.attach.iter().any(|(p, _)| p == &prog.name) {
+                return Err(format!(
+                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:<FUNCTION>",
+                    prog.name,
+                    serde_name(&prog.attach.kind),
+                    prog.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The value of bool global `name` as this run will see it.
@@ -328,11 +363,6 @@ impl Configured {
     pub fn load(self, checked: &Checked, settings: &Settings) -> anyhow::Result<Loaded> {
         let pkg = &checked.pkg;
         let enabled = checked.enabled(settings);
-        for (name, _) in &settings.attach {
-            if !pkg.programs.iter().any(|p| &p.name == name) {
-                return Err(RunError::UnknownProgram(name.clone()).into());
-            }
-        }
         let needs_tracefs = pkg
             .programs
             .iter()
@@ -406,7 +436,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err("expected a positive duration".into());
     }
-    Ok(Duration::from_secs_f64(secs * scale))
+    Duration::try_from_secs_f64(secs * scale).map_err(|_| "that duration is too long".to_string())
+}
+
+/// An interval for map views: at least 10 ms, so printing cannot spin.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval < Duration::from_millis(10) {
+        return Err("expected at least 10ms".into());
+    }
+    Ok(interval)
 }
 
 fn parse_attach(text: &str) -> Result<(String, String), String> {
@@ -417,7 +456,7 @@ fn parse_attach(text: &str) -> Result<(String, String), String> {
 }
 
 /// `runner run <PACKAGE> [OPTIONS]`.
-pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
+pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
     // Keep libbpf quiet until we know whether --verbose was asked for.
     kernel::capture_libbpf_log(false);
     let checked = Checked::read(path)?;
@@ -428,7 +467,7 @@ pub fn main(path: &Path, args: &[String]) -> anyhow::Result<()> {
     let loaded = configured.load(&checked, &settings)?;
     let stats = stream::stream(&loaded, &checked, &settings)?;
     drop(loaded);
-    eprintln!("runner: {} events, {} lost", stats.events, stats.lost);
+    crate::note!("runner: {} events, {} lost", stats.events, stats.lost);
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use std::os::fd::AsFd as _;
 
-use libbpf_rs::{Map, MapCore, RingBufferBuilder};
+use libbpf_rs::{AsRawLibbpf as _, Map, MapCore, RingBufferBuilder};
 
 use crate::output::{wall_clock, Format, Renderer};
 use crate::package::{Channel, Global};
@@ -32,8 +32,11 @@ const LOST_CHECK: Duration = Duration::from_millis(500);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
+    // A second Ctrl-C stops the runner at once, even while it drains.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
 
 /// Stop on SIGINT and SIGTERM; without SA_RESTART so a blocked poll returns at once.
@@ -63,14 +66,29 @@ struct LostCounter<'a> {
 }
 
 fn read_counter(obj: &libbpf_rs::Object, global: &Global) -> Option<u64> {
-    let map = obj.maps().find(|m| {
-        m.name()
-            .to_string_lossy()
-            .ends_with(global.section.as_str())
-    })?;
-    let value = map
-        .lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
-        .ok()??;
+    let section = std::ffi::CString::new(global.section.as_str()).ok()?;
+    // SAFETY: the object is loaded and alive; libbpf finds internal maps by section name.
+    let map = unsafe {
+        libbpf_rs::libbpf_sys::bpf_object__find_map_by_name(
+            obj.as_libbpf_object().as_ptr(),
+            section.as_ptr(),
+        )
+    };
+    if map.is_null() {
+        return None;
+    }
+    let key = 0u32;
+    // SAFETY: `map` belongs to the loaded object; `value` has the map's value size.
+    let value = unsafe {
+        let mut value = vec![0u8; libbpf_rs::libbpf_sys::bpf_map__value_size(map) as usize];
+        let fd = libbpf_rs::libbpf_sys::bpf_map__fd(map);
+        let rc = libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+            fd,
+            (&key as *const u32).cast(),
+            value.as_mut_ptr().cast(),
+        );
+        (rc == 0).then_some(value)?
+    };
     let start = global.offset as usize;
     let bytes = value.get(start..start + 8)?;
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
@@ -139,7 +157,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
                     move |data: &[u8]| on_record(renderer, data),
                     |cpu: i32, count: u64| {
                         perf_lost.set(perf_lost.get() + count);
-                        eprintln!(
+                        crate::note!(
                             "runner: {count} events lost on CPU {cpu} (perf buffer `{}` full)",
                             event.map
                         );
@@ -172,7 +190,9 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
             view.dump(*map, settings.format, &time, &mut buf);
         }
     };
-    let mut next_dump = settings.interval.map(|i| Instant::now() + i);
+    let mut next_dump = settings
+        .interval
+        .and_then(|i| Instant::now().checked_add(i));
 
     let mut counters: Vec<LostCounter> = pkg
         .events
@@ -192,7 +212,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
         for c in counters.iter_mut() {
             if let Some(now) = read_counter(obj, c.global) {
                 if now > c.seen {
-                    eprintln!(
+                    crate::note!(
                         "runner: {} events lost on map `{}` (buffer full)",
                         now - c.seen,
                         c.map_name
@@ -207,11 +227,15 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
 
     // Readers exist now: attach, so no event finds its perf buffer missing.
     let attached = loaded.attach(checked, settings)?;
-    eprintln!(
+    crate::note!(
         "runner: {}: {} programs attached; tracing, Ctrl-C to stop",
-        pkg.name, attached.programs
+        pkg.name,
+        attached.programs
     );
-    let deadline = settings.duration.map(|d| Instant::now() + d);
+    // A duration too long to add to the clock is no deadline at all.
+    let deadline = settings
+        .duration
+        .and_then(|d| Instant::now().checked_add(d));
     let mut last_check = Instant::now();
     let mut flush = |out_file: &mut File| -> std::io::Result<()> {
         let mut buf = out.borrow_mut();
@@ -225,7 +249,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
                  flush: &mut dyn FnMut(&mut File) -> std::io::Result<()>|
      -> std::io::Result<()> {
         if let Some(ring) = &ring {
-            while ring.consume_raw_n(BATCH) as usize >= BATCH {
+            while usize::try_from(ring.consume_raw_n(BATCH)).is_ok_and(|n| n >= BATCH) {
                 flush(out_file)?;
             }
         }
@@ -261,7 +285,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
         if let (Some(at), Some(every)) = (next_dump, settings.interval) {
             if Instant::now() >= at {
                 dump_views();
-                next_dump = Some(at + every);
+                next_dump = at.checked_add(every).map(|next| next.max(Instant::now()));
             }
         }
         if last_check.elapsed() >= LOST_CHECK {
@@ -278,7 +302,7 @@ pub fn stream(loaded: &Loaded, checked: &Checked, settings: &Settings) -> anyhow
     ring_lost = ring_lost.max(check_lost(&mut counters));
     result.context("cannot write to stdout")?;
     if short.get() > 0 {
-        eprintln!(
+        crate::note!(
             "runner: {} records were shorter than their event struct and were skipped",
             short.get()
         );

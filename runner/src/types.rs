@@ -126,7 +126,7 @@ impl Type {
             | Kind::Union { size, .. }
             | Kind::Pointer { size } => u64::from(*size),
             Kind::Char { .. } => 1,
-            Kind::Array { len, elem } => u64::from(*len) * elem.size(),
+            Kind::Array { len, elem } => u64::from(*len).saturating_mul(elem.size()),
         }
     }
 

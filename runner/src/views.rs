@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use libbpf_rs::{MapCore, MapFlags};
 
-use crate::output::{Format, JsonSink, TextSink};
+use crate::output::{csv_cell, Format, JsonSink, TextSink};
 use crate::package::{Map, View};
 use crate::plan::{Node, Plan, PlanError, Sink};
 use crate::types::{Kind, Type};
@@ -204,7 +204,12 @@ impl MapView {
         }
         if format == Format::Csv {
             for row in rows {
-                let _ = writeln!(out, "{},{}", self.name, row.join(","));
+                out.extend_from_slice(self.name.as_bytes());
+                for cell in row {
+                    out.push(b',');
+                    csv_cell(out, cell.as_bytes());
+                }
+                out.push(b'\n');
             }
             return;
         }
