@@ -496,3 +496,45 @@ fn unmounted_tracefs_is_mounted_by_the_runner() {
     );
     assert!(stderr.contains("programs attached"), "{stderr}");
 }
+
+#[test]
+fn odd_arguments_are_usage_errors_not_panics() {
+    let pkg = pkg();
+    for args in [
+        vec!["--duration", "1e20"],
+        vec!["--interval", "0"],
+        vec!["--attach", "nosuch=x"],
+        vec!["--attach", "kill_entry=/bin/true:main"],
+    ] {
+        let mut argv = vec!["run", pkg.as_str()];
+        argv.extend(&args);
+        let done = run_runner(&argv);
+        assert_eq!(done.status.code(), Some(2), "{args:?}: {}", done.stderr);
+        assert!(
+            done.stderr.starts_with("error: "),
+            "{args:?}: {}",
+            done.stderr
+        );
+        assert!(
+            !done.stderr.contains("panicked"),
+            "{args:?}: {}",
+            done.stderr
+        );
+    }
+    // Not UTF-8: clap's usage error, no panic.
+    use std::os::unix::ffi::OsStrExt as _;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    let out = std::process::Command::new(common::runner())
+        .args(["run", pkg.as_str(), "--target_signal"])
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = std::process::Command::new(common::runner())
+        .arg("info")
+        .arg(bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("runner: error: cannot read package"));
+}

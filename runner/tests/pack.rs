@@ -775,3 +775,33 @@ fn build_reports_a_missing_source_and_clang_errors() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_lone_program_struct_is_the_event_not_the_tracepoint_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data_t.json");
+    ok(&run_runner(&[
+        "build",
+        s(&fixture("data_t.bpf.c")),
+        "-o",
+        s(&out),
+    ]));
+    let pkg = read_json(&out);
+    assert_eq!(pkg["events"][0]["struct"], "data_t");
+    assert_eq!(pkg["events"][0]["type"]["size"], 24);
+}
+
+#[test]
+fn a_type_that_doubles_at_every_level_is_an_error_not_an_out_of_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exponential.json");
+    let done = run_runner(&["build", s(&fixture("exponential.bpf.c")), "-o", s(&out)]);
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("expands to more than 100000 members and elements"),
+        "{}",
+        done.stderr
+    );
+}
