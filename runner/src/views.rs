@@ -77,28 +77,47 @@ fn numbers(plan: &Plan, bytes: &[u8]) -> Vec<u64> {
     n.0
 }
 
-/// Add per-CPU copies of an integer (or integer array) value.
-fn sum_percpu(ty: &Type, copies: &[Vec<u8>]) -> Vec<u8> {
-    let size = ty.size() as usize;
-    let elem = match &ty.kind {
-        Kind::Array { elem, .. } => elem.size() as usize,
-        _ => size,
-    };
-    let mut total = vec![0u8; size];
-    if !matches!(elem, 1 | 2 | 4 | 8) {
-        if let Some(first) = copies.first() {
-            total.copy_from_slice(&first[..size]);
+/// Where the integers of a value are (offset, size), found through its decoder: the fields
+/// that per-CPU copies are summed over.
+fn int_leaves(node: &Node, base: usize, out: &mut Vec<(usize, usize)>) {
+    match node {
+        Node::Int { off, size, .. } if *size <= 8 => out.push((base + off, *size)),
+        Node::Array {
+            off,
+            len,
+            stride,
+            elem,
+        } => {
+            for i in 0..*len {
+                int_leaves(elem, base + off + i * stride, out);
+            }
         }
-        return total;
+        Node::Record { fields } => {
+            for (_, field) in fields {
+                int_leaves(field, base, out);
+            }
+        }
+        _ => {}
     }
-    for chunk in (0..size).step_by(elem) {
+}
+
+/// Add per-CPU copies of a value: every integer in it (a count, the slots of a histogram,
+/// the members of a struct) is summed; anything else is taken from the first CPU.
+fn sum_percpu(plan: &Plan, copies: &[Vec<u8>]) -> Vec<u8> {
+    let Some(first) = copies.first() else {
+        return vec![0; plan.size];
+    };
+    let mut total = first[..plan.size].to_vec();
+    let mut leaves = Vec::new();
+    int_leaves(&plan.root, 0, &mut leaves);
+    for (off, size) in leaves {
         let mut sum = 0u64;
         for copy in copies {
             let mut buf = [0u8; 8];
-            buf[..elem].copy_from_slice(&copy[chunk..chunk + elem]);
+            buf[..size].copy_from_slice(&copy[off..off + size]);
             sum = sum.wrapping_add(u64::from_le_bytes(buf));
         }
-        total[chunk..chunk + elem].copy_from_slice(&sum.to_le_bytes()[..elem]);
+        total[off..off + size].copy_from_slice(&sum.to_le_bytes()[..size]);
     }
     total
 }
@@ -134,7 +153,8 @@ impl MapView {
                 map.lookup_percpu(&key, MapFlags::ANY)
                     .ok()
                     .flatten()
-                    .map(|copies| sum_percpu(&self.value_ty, &copies))
+                    .filter(|copies| copies.iter().all(|c| c.len() >= self.value.size))
+                    .map(|copies| sum_percpu(&self.value, &copies))
             } else {
                 map.lookup(&key, MapFlags::ANY).ok().flatten()
             };
@@ -355,16 +375,44 @@ mod tests {
         assert!(lines[4].contains("8 -> 15         : 2        |********************"));
     }
 
-    #[test]
-    fn percpu_sums() {
-        let ty = Type {
+    fn u32_type() -> Type {
+        Type {
             c: "u32".into(),
             kind: Kind::Int {
                 size: 4,
                 signed: false,
             },
-        };
+        }
+    }
+
+    #[test]
+    fn percpu_sums() {
+        let plan = Plan::compile(&u32_type()).unwrap();
         let copies = vec![vec![1, 0, 0, 0, 9, 9, 9, 9], vec![2, 1, 0, 0, 9, 9, 9, 9]];
-        assert_eq!(sum_percpu(&ty, &copies), vec![3, 1, 0, 0]);
+        assert_eq!(sum_percpu(&plan, &copies), vec![3, 1, 0, 0]);
+    }
+
+    #[test]
+    fn percpu_sums_each_member_of_a_struct() {
+        let member = |name: &str, offset| crate::types::Member {
+            name: name.into(),
+            offset,
+            bitfield: None,
+            ty: u32_type(),
+        };
+        let ty = Type {
+            c: "struct pair".into(),
+            kind: Kind::Struct {
+                size: 8,
+                members: vec![member("a", 0), member("b", 4)],
+            },
+        };
+        let plan = Plan::compile(&ty).unwrap();
+        // a = 0xffffffff + 1 wraps within `a`; it must not carry into `b`.
+        let copies = vec![
+            vec![0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0],
+            vec![1, 0, 0, 0, 2, 0, 0, 0],
+        ];
+        assert_eq!(sum_percpu(&plan, &copies), vec![0, 0, 0, 0, 3, 0, 0, 0]);
     }
 }
