@@ -24,6 +24,7 @@ impl Loaded {
             let Some(spec) = pkg.programs.iter().find(|p| p.name == name) else {
                 continue;
             };
+            kernel::clear_log();
             let runtime_target = settings
                 .attach
                 .iter()

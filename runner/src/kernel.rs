@@ -128,6 +128,13 @@ pub fn capture_libbpf_log(verbose: bool) {
     libbpf_rs::set_print(Some((level, print)));
 }
 
+/// Forget what libbpf said so far, so that an error about the next step quotes that step.
+pub fn clear_log() {
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+}
+
 /// The end of the verifier log of the last failed program load, if libbpf printed one.
 pub fn verifier_log_tail(max_lines: usize) -> Option<String> {
     let log = LOG.lock().ok()?;

@@ -376,6 +376,7 @@ impl Configured {
                 }
             }
         }
+        kernel::clear_log();
         let obj = self.open.load().map_err(|e| load_error(pkg, e))?;
         Ok(Loaded { obj })
     }
