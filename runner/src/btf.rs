@@ -31,13 +31,29 @@ pub enum BtfError {
 
 type Result<T> = std::result::Result<T, BtfError>;
 
-fn enum_kind(size: usize, signed: bool, values: Vec<(String, i128)>) -> Kind {
+/// An enum's kind; its raw values are `bits` wide and sign-extended when it is signed.
+fn enum_kind(
+    size: usize,
+    signed: bool,
+    bits: u32,
+    values: impl Iterator<Item = (String, u64)>,
+) -> Kind {
+    let value = |raw: u64| {
+        if signed {
+            let shift = 64 - bits;
+            i128::from(((raw << shift) as i64) >> shift)
+        } else {
+            i128::from(raw)
+        }
+    };
     Kind::Enum {
         size: size as u32,
         signed,
         values: values
-            .into_iter()
-            .map(|(name, value)| EnumValue { name, value })
+            .map(|(name, raw)| EnumValue {
+                name,
+                value: value(raw),
+            })
             .collect(),
     }
 }
@@ -359,36 +375,15 @@ impl ObjectBtf {
                 size: f.size() as u32,
             },
             B::Enum(e) => {
-                let signed = e.is_signed();
-                let value = |v: u32| {
-                    if signed {
-                        i128::from(v as i32)
-                    } else {
-                        i128::from(v)
-                    }
-                };
                 let values = e
                     .members
                     .iter()
-                    .map(|m| (self.name_of(m), value(m.val())))
-                    .collect();
-                enum_kind(e.size(), signed, values)
+                    .map(|m| (self.name_of(m), u64::from(m.val())));
+                enum_kind(e.size(), e.is_signed(), 32, values)
             }
             B::Enum64(e) => {
-                let signed = e.is_signed();
-                let value = |v: u64| {
-                    if signed {
-                        i128::from(v as i64)
-                    } else {
-                        i128::from(v)
-                    }
-                };
-                let values = e
-                    .members
-                    .iter()
-                    .map(|m| (self.name_of(m), value(m.val())))
-                    .collect();
-                enum_kind(e.size(), signed, values)
+                let values = e.members.iter().map(|m| (self.name_of(m), m.val()));
+                enum_kind(e.size(), e.is_signed(), 64, values)
             }
             B::Array(a) => Kind::Array {
                 len: a.len() as u32,
