@@ -68,6 +68,18 @@ enum Cmd {
         #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = map_struct)]
         events: Vec<(String, String)>,
     },
+    /// Write the headers `runner build` compiles with (libbpf's BPF headers and a
+    /// vmlinux.h), to compile a program by hand for `runner pack`
+    Headers {
+        /// The directory to write into; then compile with `-I <DIR>`
+        dir: PathBuf,
+        /// Copy this vmlinux.h instead of generating one from the running kernel's BTF
+        #[arg(long, conflicts_with = "no_vmlinux")]
+        vmlinux: Option<PathBuf>,
+        /// Write only libbpf's headers, no vmlinux.h
+        #[arg(long)]
+        no_vmlinux: bool,
+    },
     /// Show what a package contains: globals, events, maps, programs
     Info {
         /// The package
@@ -147,6 +159,16 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             let pkg = pack::pack(&bytes, &opts)
                 .with_context(|| format!("cannot pack `{}`", object.display()))?;
             write_package(&pkg, output, &object)
+        }
+        Cmd::Headers {
+            dir,
+            vmlinux,
+            no_vmlinux,
+        } => {
+            let vmlinux = (!no_vmlinux).then_some(vmlinux.as_deref());
+            compile::write_headers(&dir, vmlinux)?;
+            crate::note!("runner: wrote headers to {}", dir.display());
+            Ok(())
         }
         Cmd::Info { package } => {
             let checked = run::Checked::read(&package)?;

@@ -856,41 +856,37 @@ const CORPUS: [&str; 8] = [
     "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe",
 ];
 
-/// Every corpus program built with `runner::compile` (clang, no root), once. `None` when
-/// clang or bpftool is missing, which the callers report as a skip.
-fn corpus_packages() -> Option<&'static [(String, runner::package::Package)]> {
-    static BUILT: OnceLock<Option<Vec<(String, runner::package::Package)>>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut out = Vec::new();
-            for name in CORPUS {
-                let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/fixtures/corpus")
-                    .join(name)
-                    .join(format!("{name}.bpf.c"));
-                let opts = runner::compile::BuildOptions {
-                    source,
-                    ..Default::default()
-                };
-                match runner::compile::build(&opts) {
-                    Ok(pkg) => out.push((name.to_string(), pkg)),
-                    Err(e @ (BuildError::NoClang { .. } | BuildError::Vmlinux { .. })) => {
-                        eprintln!("SKIPPED building the corpus: {e}");
-                        return None;
-                    }
-                    Err(e) => panic!("building corpus program {name}: {e:?}"),
+/// Every corpus program built with `runner::compile` (clang, no root), once. clang-19 and
+/// bpftool come from `scripts/install-deps`; without them this fails and says so.
+fn corpus_packages() -> &'static [(String, runner::package::Package)] {
+    static BUILT: OnceLock<Vec<(String, runner::package::Package)>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let mut out = Vec::new();
+        for name in CORPUS {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/corpus")
+                .join(name)
+                .join(format!("{name}.bpf.c"));
+            let opts = runner::compile::BuildOptions {
+                source,
+                ..Default::default()
+            };
+            match runner::compile::build(&opts) {
+                Ok(pkg) => out.push((name.to_string(), pkg)),
+                Err(e @ (BuildError::NoClang { .. } | BuildError::Vmlinux { .. })) => {
+                    panic!("building the corpus needs clang-19 and bpftool (scripts/install-deps installs them): {e}")
                 }
+                Err(e) => panic!("building corpus program {name}: {e:?}"),
             }
-            Some(out)
-        })
-        .as_deref()
+        }
+        out
+    });
+    built
 }
 
 #[test]
 fn corpus_types_match_btf() {
-    let Some(packages) = corpus_packages() else {
-        return;
-    };
+    let packages = corpus_packages();
     for (name, expected) in [("scalars", scalars_event()), ("shapes", shapes_event())] {
         let (_, pkg) = packages.iter().find(|(n, _)| n == name).unwrap();
         assert_eq!(pkg.events.len(), 1, "{name}");
@@ -906,9 +902,7 @@ fn corpus_types_match_btf() {
 /// `golden/packages/<name>.json`.
 #[test]
 fn corpus_packages_golden() {
-    let Some(packages) = corpus_packages() else {
-        return;
-    };
+    let packages = corpus_packages();
     for (name, pkg) in packages {
         let mut value = serde_json::to_value(pkg).unwrap();
         value.as_object_mut().unwrap().remove("object");
