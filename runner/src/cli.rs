@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::args;
 use crate::compile::{self, BuildOptions};
 use crate::info;
-use crate::pack::{self, PackOptions};
-use crate::package::Package;
 use crate::run;
+use crate::spec::pack::{self, PackOptions};
+use crate::spec::package::Package;
+use crate::spec::verify::Verified;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +41,7 @@ enum Cmd {
         #[arg(long)]
         vmlinux: Option<PathBuf>,
         /// Which struct an event map carries, when the runner cannot tell
-        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = map_struct)]
+        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = event_struct)]
         events: Vec<(String, String)>,
         /// Extra flag for clang (repeatable), e.g. --cflag=-DDEBUG
         #[arg(long = "cflag", value_name = "FLAG", allow_hyphen_values = true)]
@@ -65,7 +67,7 @@ enum Cmd {
         #[arg(long)]
         description: Option<String>,
         /// Which struct an event map carries, when the runner cannot tell
-        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = map_struct)]
+        #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = event_struct)]
         events: Vec<(String, String)>,
     },
     /// Write the headers `runner build` compiles with (libbpf's BPF headers and a
@@ -92,13 +94,10 @@ enum Cmd {
     },
 }
 
-fn map_struct(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((m, t)) if !m.is_empty() && !t.is_empty() => {
-            Ok((m.into(), t.trim_start_matches("struct ").into()))
-        }
-        _ => Err("expected MAP=STRUCT".into()),
-    }
+/// `--event MAP=STRUCT`; `struct ` before the name is optional.
+fn event_struct(s: &str) -> Result<(String, String), String> {
+    let (map, name) = args::pair(s, "MAP=STRUCT")?;
+    Ok((map, name.trim_start_matches("struct ").into()))
 }
 
 fn write_package(pkg: &Package, output: Option<PathBuf>, beside: &Path) -> anyhow::Result<()> {
@@ -171,8 +170,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Info { package } => {
-            let checked = run::Checked::read(&package)?;
-            print!("{}", info::render(&checked.pkg));
+            let package = Verified::read(&package)?;
+            print!("{}", info::render(package.package()));
             Ok(())
         }
         Cmd::Run { package } => run::main(&package, &[]),
@@ -247,11 +246,11 @@ mod tests {
     }
 
     #[test]
-    fn map_struct_pairs() {
+    fn event_struct_pairs() {
         assert_eq!(
-            map_struct("events=struct event").unwrap(),
+            event_struct("events=struct event").unwrap(),
             ("events".into(), "event".into())
         );
-        assert!(map_struct("events").is_err());
+        assert!(event_struct("events").is_err());
     }
 }

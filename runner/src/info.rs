@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::package::{serde_name, Flag, Package};
-use crate::types::{Kind, Member, Type};
+use crate::spec::package::{serde_name, Flag, Package};
+use crate::spec::types::{Kind, Member, Type};
 
 /// `pid@0 tpid@4 comm@16[16]`: a struct's members in one line.
 pub fn compact_layout(ty: &Type) -> String {
@@ -121,7 +121,11 @@ pub fn render(pkg: &Package) -> String {
         let _ = writeln!(
             out,
             "  {:<16} {:<18} {:>6} {:>6} {:>10}",
-            m.name, m.kind, m.key_size, m.value_size, m.max_entries
+            m.name,
+            m.kind.name(),
+            m.key_size,
+            m.value_size,
+            m.max_entries
         );
     }
 

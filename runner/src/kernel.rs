@@ -10,13 +10,13 @@ use libbpf_rs::PrintLevel;
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
     #[error("loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (this process has neither CAP_BPF nor CAP_SYS_ADMIN)")]
-    NoPrivilege,
+    Unprivileged,
     #[error("tracefs is not mounted and mounting it on /sys/kernel/tracing failed ({0}); run `mount -t tracefs tracefs /sys/kernel/tracing` as root")]
-    NoTracefs(std::io::Error),
+    TracefsUnmounted(std::io::Error),
     #[error(
         "tracepoint `{tracepoint}` (program `{program}`) does not exist on this kernel (no {path})"
     )]
-    NoTracepoint {
+    MissingTracepoint {
         tracepoint: String,
         program: String,
         path: PathBuf,
@@ -41,7 +41,7 @@ pub fn check_privileges() -> Result<(), SystemError> {
     if privileged() {
         Ok(())
     } else {
-        Err(SystemError::NoPrivilege)
+        Err(SystemError::Unprivileged)
     }
 }
 
@@ -70,7 +70,9 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
         )
     };
     if rc != 0 {
-        return Err(SystemError::NoTracefs(std::io::Error::last_os_error()));
+        return Err(SystemError::TracefsUnmounted(
+            std::io::Error::last_os_error(),
+        ));
     }
     crate::note!("runner: mounted tracefs on /sys/kernel/tracing");
     Ok("/sys/kernel/tracing".into())
@@ -86,7 +88,7 @@ pub fn check_tracepoint(
     if path.is_dir() {
         return Ok(());
     }
-    Err(SystemError::NoTracepoint {
+    Err(SystemError::MissingTracepoint {
         tracepoint: tracepoint.into(),
         program: program.into(),
         path,

@@ -3,16 +3,20 @@
 //!
 //! ```text
 //!  build:  source.bpf.c ──clang──▶ object.bpf.o ──pack──▶ package.json
-//!                                   (ELF + BTF)     (globals, events, maps, programs,
-//!                                                    object embedded with its sha256)
-//!  run:    package.json ─▶ Loaded ─▶ checked against the object's own BTF
-//!                        ─▶ Configured (flags written into .rodata/.data/.bss)
-//!                        ─▶ Attached (programs, per their `when` conditions)
-//!                        ─▶ streaming: ring/perf buffer ─▶ Plan (decoder) ─▶ table | json | csv
+//!          (compile)                (ELF + BTF)    (spec::pack: globals, events, maps,
+//!                                                   programs; object embedded + sha256)
+//!
+//!  run:    package.json ─▶ Verified ─▶ Configured ─▶ Loaded ─▶ Attached ─▶ stream
+//!          (spec::verify)  (run::*: flags written, programs loaded, readers opened,
+//!                           programs attached)
+//!          stream: channel::{ringbuf, perfbuf} ─▶ record ─▶ spec::plan (decoder)
+//!                  ─▶ output::{table, json, csv}; map views ─▶ the same outputs
 //! ```
 //!
-//! One BTF walker ([`btf`]) resolves every type into [`types::Type`]; the packer
-//! ([`pack`]), the flags ([`flags`]) and the decoder ([`plan`]) all read that.
+//! Two sides that never mix: [`spec`] reads ELF, BTF and JSON and never touches the
+//! kernel; [`run`], [`channel`] and [`kernel`] call libbpf. One BTF walker
+//! (`spec::btf`) resolves every type into [`spec::types::Type`]; the packer, the flags and
+//! the decoder all read that.
 
 /// `eprintln!` that cannot panic: a closed or full stderr must not bring the runner down
 /// (some callers are callbacks from C, where a panic aborts).
@@ -24,22 +28,12 @@ macro_rules! note {
     }};
 }
 
-pub mod attach;
-pub mod btf;
+mod args;
+mod channel;
 pub mod cli;
 pub mod compile;
-pub mod elf;
-pub mod flags;
-pub mod info;
-pub mod kernel;
-pub mod maps;
+mod info;
+mod kernel;
 pub mod output;
-pub mod pack;
-pub mod package;
-pub mod perfbuf;
-pub mod plan;
-pub mod run;
-pub mod source;
-pub mod stream;
-pub mod types;
-pub mod views;
+mod run;
+pub mod spec;

@@ -5,8 +5,8 @@
 //! pid, syscall arguments, a uprobe's arguments) and asserts the exact decoded values, in
 //! table and in JSON output.
 //!
-//! Needs root (or CAP_BPF + CAP_PERFMON), clang and bpftool; without BPF the tests skip
-//! loudly, unless `RUNNER_REQUIRE_BPF=1`.
+//! Needs root (or CAP_BPF + CAP_PERFMON), clang and bpftool: the tests are `#[ignore]`d
+//! and `scripts/test` runs them (see `common::require_bpf`).
 
 mod common;
 
@@ -262,10 +262,9 @@ fn scalars_trigger(comm: &str) -> (u64, u64) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_table() {
-    if !common::bpf_available("scalars_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("scalars");
     let comm = "scalars-0123456"; // 15 bytes: the longest comm, NUL in the last byte
     let mut window = (0, 0);
@@ -297,10 +296,9 @@ fn scalars_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_json() {
-    if !common::bpf_available("scalars_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("scalars");
     let comm = "scalars-json";
     let mut window = (0, 0);
@@ -328,10 +326,9 @@ fn scalars_json() {
 /// `runner:lost=events`: what the program could not submit is counted, and reported, so
 /// that events printed + events lost = calls made.
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_lost_events_are_counted() {
-    if !common::bpf_available("scalars_lost_events_are_counted") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("scalars");
     // Far more than the 256 KiB ring holds while the runner is blocked writing to a pipe
     // that nobody reads until the end.
@@ -448,10 +445,9 @@ fn shapes_expected([a, b, c, d]: [u64; 4]) -> (Vec<String>, Value) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn shapes_table() {
-    if !common::bpf_available("shapes_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("shapes");
     let done = trace(&[&pkg, "--target_tgid", &pid()], shapes_trigger);
     assert_eq!(
@@ -487,10 +483,9 @@ fn shapes_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn shapes_json() {
-    if !common::bpf_available("shapes_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("shapes");
     let done = trace(
         &[&pkg, "--target_tgid", &pid(), "-o", "json"],
@@ -529,10 +524,9 @@ fn twochan_trigger(comm: &str) -> u32 {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn twochan_table() {
-    if !common::bpf_available("twochan_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("twochan");
     let comm = "corpus-twochan";
     let mut tid = 0;
@@ -564,10 +558,9 @@ fn twochan_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn twochan_json() {
-    if !common::bpf_available("twochan_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("twochan");
     let comm = "corpus-twochan";
     let mut tid = 0;
@@ -641,10 +634,9 @@ fn uprobe_args(pkg: &str, binary: &str, extra: &[&str]) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_table() {
-    if !common::bpf_available("uprobe_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("uprobe");
     let binary = trigger_binary();
     let args = uprobe_args(&pkg, &binary, &[]);
@@ -678,10 +670,9 @@ fn uprobe_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_json() {
-    if !common::bpf_available("uprobe_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("uprobe");
     let binary = trigger_binary();
     let args = uprobe_args(&pkg, &binary, &["-o", "json"]);
@@ -699,10 +690,9 @@ fn uprobe_json() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_without_target_is_one_clear_error() {
-    if !common::bpf_available("uprobe_without_target_is_one_clear_error") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("uprobe");
     let done = run_runner(&["run", &pkg, "--duration", "1"]);
     // A usage error, as clap reports one.
@@ -760,10 +750,9 @@ fn check_samples(samples: &[u64], view_count: u64) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn cpuclock_json() {
-    if !common::bpf_available("cpuclock_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("cpuclock");
     let done = with_spinner(|tid| {
         let tid_s = tid.to_string();
@@ -794,10 +783,9 @@ fn cpuclock_json() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn cpuclock_table() {
-    if !common::bpf_available("cpuclock_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("cpuclock");
     let (tid, done) = with_spinner(|tid| {
         let tid_s = tid.to_string();
@@ -908,10 +896,9 @@ fn views_trigger(comm: &str) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_table() {
-    if !common::bpf_available("views_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("views");
     let comm = "corpus-views";
     let done = trace(&[&pkg, "--target_tgid", &pid()], || views_trigger(comm));
@@ -985,10 +972,9 @@ fn views_table() {
 
 /// `--interval`: the views are printed every interval, and once more at exit.
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_interval_repeats() {
-    if !common::bpf_available("views_interval_repeats") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("views");
     let done = trace(
         &[
@@ -1017,10 +1003,9 @@ fn views_interval_repeats() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_json() {
-    if !common::bpf_available("views_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("views");
     let comm = "corpus-views-js";
     let done = trace(&[&pkg, "--target_tgid", &pid(), "-o", "json"], || {
@@ -1145,10 +1130,9 @@ fn globals_trigger() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_defaults_table() {
-    if !common::bpf_available("globals_defaults_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let done = trace(&[&pkg, "--target_tgid", &pid()], globals_trigger);
     assert!(
@@ -1171,10 +1155,9 @@ fn globals_defaults_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_defaults_json() {
-    if !common::bpf_available("globals_defaults_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let done = trace(
         &[&pkg, "--target_tgid", &pid(), "-o", "json"],
@@ -1184,10 +1167,9 @@ fn globals_defaults_json() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_round_trip_json() {
-    if !common::bpf_available("globals_round_trip_json") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let (flags, expected) = globals_set();
     let pid = pid();
@@ -1203,10 +1185,9 @@ fn globals_round_trip_json() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_round_trip_table() {
-    if !common::bpf_available("globals_round_trip_table") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let (flags, expected) = globals_set();
     let pid = pid();
@@ -1230,10 +1211,9 @@ fn globals_round_trip_table() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_out_of_range_is_usage_error() {
-    if !common::bpf_available("globals_out_of_range_is_usage_error") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let bad = [
         ("--small=128", "out of range"),
@@ -1282,10 +1262,9 @@ fn globals_out_of_range_is_usage_error() {
 
 /// A negative number is a value, not an option: `--small -128` must work as `--small=-128`.
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_negative_value_as_separate_argument() {
-    if !common::bpf_available("globals_negative_value_as_separate_argument") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let done = run_runner(&[
         "run",
@@ -1301,10 +1280,9 @@ fn globals_negative_value_as_separate_argument() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_help_lists_every_flag() {
-    if !common::bpf_available("globals_help_lists_every_flag") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let done = run_runner(&["run", &pkg, "--help"]);
     assert!(done.status.success(), "{}", done.stderr);
@@ -1342,10 +1320,9 @@ fn globals_help_lists_every_flag() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_info_says_why_no_flag() {
-    if !common::bpf_available("globals_info_says_why_no_flag") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("globals");
     let done = run_runner(&["info", &pkg]);
     assert!(done.status.success(), "{}", done.stderr);
@@ -1380,10 +1357,9 @@ fn globals_info_says_why_no_flag() {
 // noprobe: kprobe and fentry pack fine, but this kernel cannot run them.
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn noprobe_packs_but_fails_in_one_line() {
-    if !common::bpf_available("noprobe_packs_but_fails_in_one_line") {
-        return;
-    }
+    common::require_bpf();
     let pkg = package("noprobe");
     let info = run_runner(&["info", &pkg]);
     assert!(info.status.success(), "{}", info.stderr);

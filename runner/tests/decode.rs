@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use runner::compile::BuildError;
-use runner::output::{Format, Renderer};
-use runner::plan::Plan;
-use runner::types::{Bitfield, EnumValue, Kind, Member, Type};
+use runner::output::{EventWriter, Format};
+use runner::spec::plan::Plan;
+use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Type};
 
 // ---------------------------------------------------------------------------------------
 // Types, spelled the way the BTF walker spells them.
@@ -305,7 +305,7 @@ const FIXED_TIME: (i64, i64) = (1_700_000_000, 123_456_789);
 
 fn render(format: Format, ty: &Type, records: &[Vec<u8>]) -> String {
     let plan = Plan::compile(ty).unwrap_or_else(|e| panic!("{}: {e}", ty.c));
-    let mut renderer = Renderer::new(format, plan);
+    let mut renderer = EventWriter::new(format, plan);
     renderer.fix_time(FIXED_TIME.0, FIXED_TIME.1);
     let mut out = Vec::new();
     renderer.header(&mut out);
@@ -858,8 +858,8 @@ const CORPUS: [&str; 8] = [
 
 /// Every corpus program built with `runner::compile` (clang, no root), once. clang-19 and
 /// bpftool come from `scripts/install-deps`; without them this fails and says so.
-fn corpus_packages() -> &'static [(String, runner::package::Package)] {
-    static BUILT: OnceLock<Vec<(String, runner::package::Package)>> = OnceLock::new();
+fn corpus_packages() -> &'static [(String, runner::spec::package::Package)] {
+    static BUILT: OnceLock<Vec<(String, runner::spec::package::Package)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let mut out = Vec::new();
         for name in CORPUS {

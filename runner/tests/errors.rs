@@ -338,6 +338,7 @@ fn run_help_shows_the_description_and_every_option() {
 fn without_root_or_cap_bpf_one_line_says_what_is_needed() {
     let p = pkg();
     let runner = common::runner();
+    // SAFETY: geteuid cannot fail.
     let out = if unsafe { libc::geteuid() } == 0 {
         // Become nobody, with no capabilities at all.
         Command::new("setpriv")
@@ -401,10 +402,9 @@ fn loaded_programs() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn missing_tracepoint_is_named() {
-    if !common::bpf_available("missing_tracepoint_is_named") {
-        return;
-    }
+    common::require_bpf();
     let dir = tempfile::tempdir().unwrap();
     let path = build(dir.path(), "no_tracepoint.bpf.c");
     let done = run_runner(&["run", &path, "--duration", "5"]);
@@ -446,10 +446,9 @@ fn rejected(source: &str, program: &str, phrase: &str) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn verifier_rejects_an_unchecked_map_value() {
-    if !common::bpf_available("verifier_rejects_an_unchecked_map_value") {
-        return;
-    }
+    common::require_bpf();
     rejected(
         "null_deref.bpf.c",
         "no_null_check",
@@ -458,10 +457,9 @@ fn verifier_rejects_an_unchecked_map_value() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn verifier_rejects_an_unbounded_stack_read() {
-    if !common::bpf_available("verifier_rejects_an_unbounded_stack_read") {
-        return;
-    }
+    common::require_bpf();
     rejected(
         "stack_oob.bpf.c",
         "stack_oob",
@@ -472,10 +470,9 @@ fn verifier_rejects_an_unbounded_stack_read() {
 /// tracefs not mounted: the runner mounts it itself and says so. Run in a private mount
 /// namespace (unshare -m) where tracefs is unmounted, so the machine is not touched.
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn unmounted_tracefs_is_mounted_by_the_runner() {
-    if !common::bpf_available("unmounted_tracefs_is_mounted_by_the_runner") {
-        return;
-    }
+    common::require_bpf();
     let script = format!(
         "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
          umount /sys/kernel/tracing 2>/dev/null; \

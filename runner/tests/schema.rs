@@ -17,12 +17,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use jsonschema::Validator;
-use runner::flags::flag_for;
-use runner::package::{
+use runner::spec::flags::flag_for;
+use runner::spec::package::{
     Attach, AttachKind, Channel, Condition, Embedded, Event, Global, Map, Package, Program, View,
     FORMAT_VERSION,
 };
-use runner::types::{Bitfield, EnumValue, Kind, Member, Type};
+use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Type};
 use serde_json::{json, Value};
 
 use common::{repo, run_runner, sigsnoop_package};
@@ -487,7 +487,7 @@ fn full_package(with_enums: bool) -> Package {
         .collect();
     let map = |name: &str, kind: &str, key: Option<Type>, value: Option<Type>, view| Map {
         name: name.into(),
-        kind: kind.into(),
+        kind: serde_json::from_value(json!(kind)).unwrap(),
         key_size: key.as_ref().map_or(0, |t| t.size() as u32),
         value_size: value.as_ref().map_or(0, |t| t.size() as u32),
         max_entries: 4096,

@@ -237,6 +237,7 @@ impl Drop for Poke {
     fn drop(&mut self) {
         if let Ok(None) = self.process.try_wait() {
             // Its own process group: this also reaches its forked child.
+            // SAFETY: kill(2) has no memory preconditions.
             unsafe { libc::kill(-(self.facts.pid as i32), libc::SIGKILL) };
             let _ = self.process.wait();
         }
@@ -464,10 +465,9 @@ fn watch(helpers: usize, flags: impl Fn(&[Facts]) -> Vec<String>) -> (Vec<Facts>
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn table_shows_every_signal_once_with_exact_fields() {
-    if !common::bpf_available("table_shows_every_signal_once_with_exact_fields") {
-        return;
-    }
+    common::require_bpf();
     let mut poke = Poke::spawn();
     let tracer = start(&[]);
     poke.go();
@@ -497,10 +497,9 @@ fn table_shows_every_signal_once_with_exact_fields() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn json_lines_have_exact_fields_as_numbers() {
-    if !common::bpf_available("json_lines_have_exact_fields_as_numbers") {
-        return;
-    }
+    common::require_bpf();
     let mut poke = Poke::spawn();
     let tracer = start(&["-o".into(), "json".into()]);
     poke.go();
@@ -522,10 +521,9 @@ fn json_lines_have_exact_fields_as_numbers() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn csv_has_header_and_exact_fields() {
-    if !common::bpf_available("csv_has_header_and_exact_fields") {
-        return;
-    }
+    common::require_bpf();
     let mut poke = Poke::spawn();
     let tracer = start(&["--output".into(), "csv".into()]);
     poke.go();
@@ -537,10 +535,9 @@ fn csv_has_header_and_exact_fields() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn syscalls_only_leaves_out_generated_signals() {
-    if !common::bpf_available("syscalls_only_leaves_out_generated_signals") {
-        return;
-    }
+    common::require_bpf();
     let mut poke = Poke::spawn();
     let control = start(&[]);
     let tracer = start(&["--syscalls_only".into()]);
@@ -613,26 +610,23 @@ fn filtered_pid(spelling: &str) {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn filtered_pid_keeps_only_that_sender() {
-    if !common::bpf_available("filtered_pid_keeps_only_that_sender") {
-        return;
-    }
+    common::require_bpf();
     filtered_pid("--filtered_pid");
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn filtered_pid_has_a_kebab_case_alias() {
-    if !common::bpf_available("filtered_pid_has_a_kebab_case_alias") {
-        return;
-    }
+    common::require_bpf();
     filtered_pid("--filtered-pid");
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn target_signal_keeps_only_that_signal() {
-    if !common::bpf_available("target_signal_keeps_only_that_signal") {
-        return;
-    }
+    common::require_bpf();
     let (facts, done) = watch(1, |_| vec!["--target_signal".into(), SIGUSR1.to_string()]);
     let f = &facts[0];
     let rows = table_rows(&done.stdout);
@@ -646,10 +640,9 @@ fn target_signal_keeps_only_that_signal() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn failed_only_keeps_only_failures() {
-    if !common::bpf_available("failed_only_keeps_only_failures") {
-        return;
-    }
+    common::require_bpf();
     let (facts, done) = watch(1, |_| vec!["--failed_only".into()]);
     let f = &facts[0];
     let rows = table_rows(&done.stdout);
@@ -661,10 +654,9 @@ fn failed_only_keeps_only_failures() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn failed_only_false_keeps_everything() {
-    if !common::bpf_available("failed_only_false_keeps_everything") {
-        return;
-    }
+    common::require_bpf();
     let (facts, done) = watch(1, |_| vec!["--failed_only=false".into()]);
     let f = &facts[0];
     assert_rows(
@@ -737,10 +729,9 @@ fn loaded(what: &str) -> BTreeSet<u64> {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn nothing_stays_loaded_after_exit() {
-    if !common::bpf_available("nothing_stays_loaded_after_exit") {
-        return;
-    }
+    common::require_bpf();
     let tracer = start(&[]);
     let held = bpf_fds(tracer.pid());
     let names: BTreeSet<String> = held.progs.iter().map(|&id| prog_name(id)).collect();
@@ -781,10 +772,9 @@ fn nothing_stays_loaded_after_exit() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn duration_exits_by_itself() {
-    if !common::bpf_available("duration_exits_by_itself") {
-        return;
-    }
+    common::require_bpf();
     let pkg = common::sigsnoop_package();
     let started = Instant::now();
     let done = common::run_runner(&["run", pkg.to_str().unwrap(), "--duration", "1"]);
@@ -818,10 +808,9 @@ fn duration_exits_by_itself() {
 }
 
 #[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
 fn closed_pipe_exits_quietly() {
-    if !common::bpf_available("closed_pipe_exits_quietly") {
-        return;
-    }
+    common::require_bpf();
     // `runner run ... | head -1`: the reader goes away after the header.
     let pkg = common::sigsnoop_package();
     let mut runner = Command::new(common::runner())
@@ -848,6 +837,7 @@ fn closed_pipe_exits_quietly() {
             Instant::now() < deadline,
             "runner kept running with its stdout closed"
         );
+        // SAFETY: kill(2) has no memory preconditions; signal 0 delivers nothing.
         unsafe { libc::kill(std::process::id() as i32, 0) };
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -4,8 +4,8 @@
 
 use clap::{Arg, ArgAction};
 
-use crate::package::{Flag, Global};
-use crate::types::{Kind, Type};
+use crate::spec::package::{Flag, Global};
+use crate::spec::types::{Kind, Type};
 
 /// Why a global of this type cannot be set from a command line, if it cannot.
 pub fn unsettable_reason(ty: &Type) -> Option<&'static str> {
@@ -195,7 +195,7 @@ pub fn arg_for(global: &Global) -> Option<Arg> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::EnumValue;
+    use crate::spec::types::EnumValue;
 
     fn int(size: u32, signed: bool) -> Type {
         Type {

@@ -8,7 +8,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::types::Type;
+use crate::spec::types::Type;
+pub use crate::spec::vocab::{Channel, MapType, View};
 
 /// The format this runner writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -75,19 +76,12 @@ pub fn serde_name<T: Serialize>(value: &T) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Ringbuf,
-    PerfEventArray,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Map {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: MapType,
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
@@ -98,17 +92,6 @@ pub struct Map {
     /// How the runner prints the map's contents, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<View>,
-}
-
-/// How a map that is not an event stream is shown (from the tag `runner:view=<view>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum View {
-    /// One row per key: key fields, then value fields.
-    Table,
-    /// A power-of-two histogram drawn with star bars: per key, the value is an array of
-    /// slot counts; or the key is the slot index and the value its count.
-    Log2Hist,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

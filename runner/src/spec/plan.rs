@@ -3,7 +3,7 @@
 //! (table, JSON, CSV, and the JSON defaults of globals in a package) is a sink, so there is
 //! exactly one decoder.
 
-use crate::types::{Kind, Type};
+use crate::spec::types::{sign_extend, Bitfield, Kind, Member, Type};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -195,42 +195,58 @@ fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node
             }
         }
         Kind::Struct { members, .. } | Kind::Union { members, .. } => {
-            let mut fields = Vec::with_capacity(members.len());
-            for m in members {
-                let node = match m.bitfield {
-                    Some(bf) => {
-                        let (signed, names) = match &m.ty.kind {
-                            Kind::Int { signed, .. } | Kind::Enum { signed, .. } => {
-                                (*signed, enum_names(&m.ty))
-                            }
-                            Kind::Char { signed } => (*signed, Vec::new()),
-                            _ => (false, Vec::new()),
-                        };
-                        let bit_off = base * 8 + bf.bit_offset as usize;
-                        if bf.bits > 64 || (bit_off + bf.bits as usize).div_ceil(8) > root_size {
-                            return Err(PlanError::OutOfBounds {
-                                c: root.c.clone(),
-                                field: m.name.clone(),
-                                size: root_size as u64,
-                            });
-                        }
-                        Node::Bits {
-                            bit_off,
-                            bits: bf.bits,
-                            signed,
-                            names,
-                        }
-                    }
-                    None => compile(&m.ty, base + m.offset as usize, root, root_size)?,
-                };
-                match node {
-                    // An anonymous struct or union: its members read as the parent's own.
-                    Node::Record { fields: inner } if m.name.is_empty() => fields.extend(inner),
-                    node => fields.push((m.name.clone(), node)),
-                }
-            }
-            Node::Record { fields }
+            compile_members(members, base, root, root_size)?
         }
+    })
+}
+
+/// A struct's or union's members, read from `base`.
+fn compile_members(
+    members: &[Member],
+    base: usize,
+    root: &Type,
+    root_size: usize,
+) -> Result<Node, PlanError> {
+    let mut fields = Vec::with_capacity(members.len());
+    for m in members {
+        let node = match m.bitfield {
+            Some(bf) => bitfield(m, bf, base, root, root_size)?,
+            None => compile(&m.ty, base + m.offset as usize, root, root_size)?,
+        };
+        match node {
+            // An anonymous struct or union: its members read as the parent's own.
+            Node::Record { fields: inner } if m.name.is_empty() => fields.extend(inner),
+            node => fields.push((m.name.clone(), node)),
+        }
+    }
+    Ok(Node::Record { fields })
+}
+
+fn bitfield(
+    m: &Member,
+    bf: Bitfield,
+    base: usize,
+    root: &Type,
+    root_size: usize,
+) -> Result<Node, PlanError> {
+    let (signed, names) = match &m.ty.kind {
+        Kind::Int { signed, .. } | Kind::Enum { signed, .. } => (*signed, enum_names(&m.ty)),
+        Kind::Char { signed } => (*signed, Vec::new()),
+        _ => (false, Vec::new()),
+    };
+    let bit_off = base * 8 + bf.bit_offset as usize;
+    if bf.bits > 64 || (bit_off + bf.bits as usize).div_ceil(8) > root_size {
+        return Err(PlanError::OutOfBounds {
+            c: root.c.clone(),
+            field: m.name.clone(),
+            size: root_size as u64,
+        });
+    }
+    Ok(Node::Bits {
+        bit_off,
+        bits: bf.bits,
+        signed,
+        names,
     })
 }
 
@@ -240,15 +256,33 @@ fn read_u64(rec: &[u8], off: usize, size: usize) -> u64 {
     u64::from_le_bytes(buf)
 }
 
-fn sign_extend(v: u64, bits: u32) -> i64 {
-    let shift = 64 - bits;
-    ((v << shift) as i64) >> shift
-}
-
 fn read_i128(rec: &[u8], off: usize) -> i128 {
     let mut buf = [0u8; 16];
     buf.copy_from_slice(&rec[off..off + 16]);
     i128::from_le_bytes(buf)
+}
+
+/// The `bits` bits (1..=64) starting `start` bits into `rec`.
+fn read_bits(rec: &[u8], start: usize, bits: u32) -> u64 {
+    let first = start / 8;
+    let last = (start + bits as usize).div_ceil(8);
+    let mut buf = [0u8; 16];
+    buf[..last - first].copy_from_slice(&rec[first..last]);
+    let raw = (u128::from_le_bytes(buf) >> (start % 8)) as u64;
+    if bits == 64 {
+        raw
+    } else {
+        raw & ((1u64 << bits) - 1)
+    }
+}
+
+/// A `bits`-wide raw value as a number, sign-extended when it is signed.
+fn read_int(raw: u64, bits: u32, signed: bool) -> i128 {
+    if signed {
+        i128::from(sign_extend(raw, bits))
+    } else {
+        i128::from(raw)
+    }
 }
 
 fn emit_enum<S: Sink>(sink: &mut S, v: i128, names: &[(i128, String)], signed: bool) {
@@ -300,12 +334,8 @@ impl Node {
                 signed,
                 names,
             } => {
-                let raw = read_u64(rec, base + off, (*size).min(8));
-                let v = if *signed {
-                    i128::from(sign_extend(raw, (*size).min(8) as u32 * 8))
-                } else {
-                    i128::from(raw)
-                };
+                let size = (*size).min(8);
+                let v = read_int(read_u64(rec, base + off, size), size as u32 * 8, *signed);
                 emit_enum(sink, v, names, *signed);
             }
             Node::Bits {
@@ -314,22 +344,7 @@ impl Node {
                 signed,
                 names,
             } => {
-                let start = base * 8 + bit_off;
-                let first = start / 8;
-                let last = (start + *bits as usize).div_ceil(8);
-                let mut buf = [0u8; 16];
-                buf[..last - first].copy_from_slice(&rec[first..last]);
-                let raw = (u128::from_le_bytes(buf) >> (start % 8)) as u64;
-                let raw = if *bits == 64 {
-                    raw
-                } else {
-                    raw & ((1u64 << bits) - 1)
-                };
-                let v = if *signed {
-                    i128::from(sign_extend(raw, *bits))
-                } else {
-                    i128::from(raw)
-                };
+                let v = read_int(read_bits(rec, base * 8 + bit_off, *bits), *bits, *signed);
                 emit_enum(sink, v, names, *signed);
             }
             Node::Text { off, len } => {

@@ -114,6 +114,12 @@ pub struct Bitfield {
     pub bits: u32,
 }
 
+/// The low `bits` bits of `v` (1..=64) read as a two's complement number.
+pub fn sign_extend(v: u64, bits: u32) -> i64 {
+    let shift = 64 - bits.clamp(1, 64);
+    ((v << shift) as i64) >> shift
+}
+
 impl Type {
     /// Size in bytes.
     pub fn size(&self) -> u64 {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use btf_rs::{BtfType, Type as B};
 use fallible_iterator::FallibleIterator;
 
-use crate::types::{Bitfield, EnumValue, Kind, Member, Type};
+use crate::spec::types::{sign_extend, Bitfield, EnumValue, Kind, Member, Type};
 
 /// A type chain longer than this is treated as a loop in corrupt BTF.
 const MAX_DEPTH: usize = 64;
@@ -40,8 +40,7 @@ fn enum_kind(
 ) -> Kind {
     let value = |raw: u64| {
         if signed {
-            let shift = 64 - bits;
-            i128::from(((raw << shift) as i64) >> shift)
+            i128::from(sign_extend(raw, bits))
         } else {
             i128::from(raw)
         }
@@ -143,17 +142,9 @@ impl ObjectBtf {
         }
     }
 
-    /// Declaration tags on `id`, in BTF order.
-    pub fn tags(&self, id: u32) -> &[String] {
-        self.tags.get(&id).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// The value of the tag `runner:<key>=<value>` on `id`, if there is one.
-    pub fn runner_tag(&self, id: u32, key: &str) -> Option<&str> {
-        self.tags(id).iter().find_map(|tag| {
-            let rest = tag.strip_prefix("runner:")?.strip_prefix(key)?;
-            rest.strip_prefix('=')
-        })
+    /// Every id that carries declaration tags, with its tags in BTF order.
+    pub fn tagged(&self) -> impl Iterator<Item = (u32, &[String])> {
+        self.tags.iter().map(|(id, tags)| (*id, tags.as_slice()))
     }
 
     /// Every `DATASEC`, in BTF order.

@@ -1,0 +1,28 @@
+//! Event channels: where records come from. A ring buffer and a perf event array are two
+//! implementations of one [`Channel`] trait (a descriptor to wait on, bounded consumption,
+//! a lost count), so the event loop waits on every channel the same way. Adding a kind of
+//! channel is one new file, one [`crate::spec::vocab::Channel`] variant and one arm in
+//! [`open`].
+
+mod perfbuf;
+mod ringbuf;
+mod source;
+
+use libbpf_rs::MapHandle;
+
+use crate::spec::package::{Channel as Kind, Event};
+
+pub(crate) use source::{Channel, LostCounter};
+
+/// Open the channel of `event` on its map, with the program's own lost-event counter
+/// (`runner:lost`) when it has one.
+pub(crate) fn open(
+    event: &Event,
+    map: MapHandle,
+    counter: Option<LostCounter>,
+) -> std::io::Result<Box<dyn Channel>> {
+    Ok(match event.channel {
+        Kind::Ringbuf => Box::new(ringbuf::Ringbuf::open(&event.map, map, counter)?),
+        Kind::PerfEventArray => Box::new(perfbuf::PerfBuf::open(&event.map, map)?),
+    })
+}

@@ -1,0 +1,116 @@
+//! A `BPF_MAP_TYPE_RINGBUF` channel, read through libbpf's ring reader one ring at a time,
+//! in batches of bounded size. The kernel does not count what a full ring refuses; the
+//! program may (`runner:lost`), and then that count is this channel's.
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
+use std::ptr::NonNull;
+
+use libbpf_rs::libbpf_sys as sys;
+use libbpf_rs::MapHandle;
+
+use super::source::{Channel, LostCounter, Slot};
+
+pub(super) struct Ringbuf {
+    name: String,
+    rb: NonNull<sys::ring_buffer>,
+    ring: NonNull<sys::ring>,
+    slot: NonNull<Slot>,
+    counter: Option<LostCounter>,
+    /// Keeps the map's descriptor open: the reader's mapping and our epoll use it.
+    map: MapHandle,
+}
+
+unsafe extern "C" fn on_sample(ctx: *mut c_void, data: *mut c_void, size: sys::size_t) -> c_int {
+    // SAFETY: libbpf hands a record of `size` bytes inside the mapped ring, valid for the
+    // duration of this call; `ctx` is our slot, called back from inside `Slot::with`.
+    unsafe {
+        let record = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
+        Slot::deliver(ctx, record);
+    }
+    0
+}
+
+impl Ringbuf {
+    pub fn open(name: &str, map: MapHandle, counter: Option<LostCounter>) -> std::io::Result<Self> {
+        let slot = Slot::new();
+        let opts = sys::ring_buffer_opts {
+            sz: std::mem::size_of::<sys::ring_buffer_opts>() as _,
+        };
+        // SAFETY: the descriptor is a ring buffer map kept open by `map`; `slot` outlives
+        // the reader (freed after it in `Drop`).
+        let rb = unsafe {
+            sys::ring_buffer__new(
+                map.as_fd().as_raw_fd(),
+                Some(on_sample),
+                slot.as_ptr().cast(),
+                &opts,
+            )
+        };
+        let error = std::io::Error::last_os_error();
+        let Some(rb) = NonNull::new(rb) else {
+            // SAFETY: no reader was made, so nothing refers to the slot.
+            unsafe { Slot::free(slot) };
+            return Err(error);
+        };
+        // SAFETY: `rb` has exactly one ring, index 0.
+        let ring = NonNull::new(unsafe { sys::ring_buffer__ring(rb.as_ptr(), 0) });
+        let Some(ring) = ring else {
+            // SAFETY: `rb` came from ring_buffer__new; the slot is unused afterwards.
+            unsafe {
+                sys::ring_buffer__free(rb.as_ptr());
+                Slot::free(slot);
+            }
+            return Err(std::io::Error::other(
+                "libbpf made a ring reader without a ring",
+            ));
+        };
+        Ok(Ringbuf {
+            name: name.to_string(),
+            rb,
+            ring,
+            slot,
+            counter,
+            map,
+        })
+    }
+}
+
+impl Channel for Ringbuf {
+    fn map(&self) -> &str {
+        &self.name
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.map.as_fd()
+    }
+
+    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8])) -> usize {
+        let ring = self.ring;
+        // SAFETY: the slot is ours and alive; `ring` belongs to `rb`, alive until drop; the
+        // callback runs inside this call.
+        unsafe {
+            Slot::with(self.slot, max, on_record, || {
+                sys::ring__consume_n(ring.as_ptr(), max as _);
+            })
+        }
+    }
+
+    fn lost(&mut self) -> u64 {
+        self.counter
+            .as_ref()
+            .and_then(LostCounter::read)
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Ringbuf {
+    fn drop(&mut self) {
+        // SAFETY: `rb` came from ring_buffer__new and is freed once; after that nothing
+        // refers to the slot.
+        unsafe {
+            sys::ring_buffer__free(self.rb.as_ptr());
+            Slot::free(self.slot);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `-o json`: one JSON object per line, for jq and log shippers. An event is an object
+//! keyed by member name after `time` (RFC 3339, microseconds); a map view is an object
+//! with its entries or its histogram buckets.
+
+use std::io::Write as _;
+
+use super::clock::Stamp;
+use super::model::{bounds, Events, Histograms, MapTable, Output};
+use super::text::{json_string, JsonSink};
+use crate::spec::plan::Sink as _;
+
+pub(super) struct JsonLines;
+
+impl Output for JsonLines {
+    fn header(&self, _: &Events, _: &mut Vec<u8>) {}
+
+    fn event(&mut self, events: &Events, at: &Stamp, rec: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        out.extend_from_slice(at.date_time.as_bytes());
+        let _ = write!(out, ".{:06}", at.nsec / 1000);
+        out.extend_from_slice(at.zone.as_bytes());
+        out.push(b'"');
+        let mut sink = JsonSink(out);
+        if let Some(label) = &events.label {
+            sink.field("event", false);
+            sink.text(label.as_bytes());
+        }
+        for col in &events.columns {
+            sink.field(&col.key, false);
+            col.node.visit(rec, 0, &mut sink);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    fn map_table(&self, t: &MapTable, out: &mut Vec<u8>) {
+        head(out, t.at, t.map);
+        out.extend_from_slice(b",\"entries\":[");
+        for (i, (k, v)) in t.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"key\":");
+            t.key.visit(k, &mut JsonSink(out));
+            out.extend_from_slice(b",\"value\":");
+            t.value.visit(v, &mut JsonSink(out));
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}\n");
+    }
+
+    fn histograms(&self, h: &Histograms, out: &mut Vec<u8>) {
+        for (key, slots) in h.hists {
+            head(out, h.at, h.map);
+            if let Some(key) = key {
+                out.extend_from_slice(b",\"key\":");
+                h.key.visit(key, &mut JsonSink(out));
+            }
+            out.extend_from_slice(b",\"buckets\":[");
+            let last = slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+            for (i, count) in slots[..last].iter().enumerate() {
+                let (low, high) = bounds(i);
+                let _ = write!(
+                    out,
+                    "{}{{\"low\":{low},\"high\":{high},\"count\":{count}}}",
+                    if i > 0 { "," } else { "" }
+                );
+            }
+            out.extend_from_slice(b"]}\n");
+        }
+    }
+}
+
+/// `{"time":"…","map":"name"`: the start of every map view object.
+fn head(out: &mut Vec<u8>, at: &Stamp, map: &str) {
+    out.extend_from_slice(b"{\"time\":");
+    json_string(out, at.rfc3339().as_bytes());
+    out.extend_from_slice(b",\"map\":");
+    json_string(out, map.as_bytes());
+}

@@ -1,0 +1,235 @@
+//! The command line of `runner run <PACKAGE>`: the runner's own options plus one flag per
+//! settable global, parsed into an [`Invocation`] that says everything this run will do:
+//! the format, the values written into the object, and which programs load.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, Command};
+
+use crate::args;
+use crate::output::Format;
+use crate::spec::flags;
+use crate::spec::package::{serde_name, AttachKind, Flag, Package};
+use crate::spec::verify::Verified;
+
+/// What the command line asked for, and what follows from it.
+pub(crate) struct Invocation {
+    pub format: Format,
+    pub duration: Option<Duration>,
+    /// Print map views this often (they are always printed at exit).
+    pub interval: Option<Duration>,
+    pub verbose: bool,
+    /// `--attach PROG=TARGET`, in order.
+    pub attach: Vec<(String, String)>,
+    /// Encoded values of the globals the user set, by index into the package's globals.
+    pub values: Vec<(usize, Vec<u8>)>,
+    /// Whether each program (by index) loads, per its `when` condition.
+    pub enabled: Vec<bool>,
+}
+
+impl Invocation {
+    /// Parse the options after the package.
+    pub fn parse(package: &Verified, args: &[OsString]) -> Result<Invocation, clap::Error> {
+        let pkg = package.package();
+        let argv = std::iter::once(OsString::from("runner run")).chain(args.iter().cloned());
+        let matches = command(package).try_get_matches_from(argv)?;
+        let mut values = Vec::new();
+        for (i, global) in pkg.globals.iter().enumerate() {
+            let Flag::Name(name) = &global.flag else {
+                continue;
+            };
+            if let Some(bytes) = matches.get_one::<Vec<u8>>(name) {
+                values.push((i, bytes.clone()));
+            }
+        }
+        let mut invocation = Invocation {
+            format: *matches.get_one::<Format>("output").expect("has a default"),
+            duration: matches.get_one::<Duration>("duration").copied(),
+            interval: matches.get_one::<Duration>("interval").copied(),
+            verbose: matches.get_flag("verbose"),
+            attach: matches
+                .get_many::<(String, String)>("attach")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            values,
+            enabled: Vec::new(),
+        };
+        invocation.enabled = enabled(pkg, &invocation.values);
+        invocation.check_attach(pkg).map_err(|msg| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{msg}\n"))
+        })?;
+        Ok(invocation)
+    }
+
+    /// The `--attach` target given for program `name`.
+    pub fn target_of(&self, name: &str) -> Option<&str> {
+        self.attach
+            .iter()
+            .find(|(p, _)| p == name)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// `--attach` names programs that take a run-time target, with a target of the right
+    /// form, and every enabled uprobe without a target in its section gets one.
+    fn check_attach(&self, pkg: &Package) -> Result<(), String> {
+        for (name, target) in &self.attach {
+            let Some(prog) = pkg.programs.iter().find(|p| &p.name == name) else {
+                return Err(format!(
+                    "--attach names program `{name}`, which this package does not have"
+                ));
+            };
+            match prog.attach.kind {
+                AttachKind::Uprobe | AttachKind::Uretprobe => {}
+                AttachKind::PerfEvent if sample_hz(target).is_some() => {}
+                AttachKind::PerfEvent => {
+                    return Err(format!(
+                        "--attach {name}={target}: expected a sampling frequency in Hz, like 99"
+                    ))
+                }
+                kind => {
+                    return Err(format!(
+                        "--attach {name}: a {} program attaches where its section says; --attach is for uprobes and perf_event programs",
+                        serde_name(&kind)
+                    ))
+                }
+            }
+        }
+        for (prog, on) in pkg.programs.iter().zip(&self.enabled) {
+            let needs = matches!(prog.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
+                && prog.attach.target.is_empty();
+            if *on && needs && self.target_of(&prog.name).is_none() {
+                return Err(format!(
+                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:<FUNCTION>",
+                    prog.name,
+                    serde_name(&prog.attach.kind),
+                    prog.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A perf_event program's `--attach` target: a sampling frequency, `99` or `99hz`.
+pub(super) fn sample_hz(target: &str) -> Option<u64> {
+    let hz: u64 = target
+        .trim_end_matches("hz")
+        .trim_end_matches("Hz")
+        .parse()
+        .ok()?;
+    (hz > 0).then_some(hz)
+}
+
+/// Which programs load, by index: those whose condition holds for the values of this run.
+fn enabled(pkg: &Package, values: &[(usize, Vec<u8>)]) -> Vec<bool> {
+    let bool_value = |name: &str| {
+        let Some(index) = pkg.globals.iter().position(|g| g.name == name) else {
+            return false;
+        };
+        match values.iter().find(|(i, _)| *i == index) {
+            Some((_, bytes)) => bytes.iter().any(|&b| b != 0),
+            None => pkg.globals[index].default == serde_json::Value::Bool(true),
+        }
+    };
+    pkg.programs
+        .iter()
+        .map(|p| match &p.when {
+            Some(cond) => bool_value(&cond.global) == cond.equals,
+            None => true,
+        })
+        .collect()
+}
+
+fn runner_option(arg: Arg) -> Arg {
+    arg.help_heading("Runner options")
+}
+
+/// The `runner run <PACKAGE>` command: the runner's options plus one per global.
+pub(crate) fn command(package: &Verified) -> Command {
+    let pkg = package.package();
+    let about = if pkg.description.is_empty() {
+        pkg.name.clone()
+    } else {
+        pkg.description.clone()
+    };
+    let mut cmd = Command::new("runner run")
+        .bin_name(format!("runner run {}", package.path().display()))
+        .about(about)
+        .arg(runner_option(
+            Arg::new("output")
+                .short('o')
+                .long("output")
+                .value_name("FORMAT")
+                .value_parser(clap::value_parser!(Format))
+                .default_value("table")
+                .help("How events are printed"),
+        ))
+        .arg(runner_option(
+            Arg::new("duration")
+                .long("duration")
+                .value_name("SECONDS")
+                .value_parser(args::duration)
+                .help("Stop after this long (default: until Ctrl-C or SIGTERM)"),
+        ))
+        .arg(runner_option(
+            Arg::new("interval")
+                .long("interval")
+                .value_name("SECONDS")
+                .value_parser(args::interval)
+                .help("Print the package's map views this often (they are always printed at exit)"),
+        ))
+        .arg(runner_option(
+            Arg::new("attach")
+                .long("attach")
+                .value_name("PROG=TARGET")
+                .action(ArgAction::Append)
+                .value_parser(|t: &str| args::pair(t, "PROG=TARGET, e.g. my_probe=/bin/bash:readline"))
+                .help("Where a program attaches, when given at run time: uprobe BINARY:FUNCTION; perf_event sampling frequency in Hz [default: 99]"),
+        ))
+        .arg(runner_option(
+            Arg::new("verbose")
+                .short('v')
+                .long("verbose")
+                .action(ArgAction::SetTrue)
+                .help("Show libbpf's log on stderr"),
+        ));
+    for global in &pkg.globals {
+        if let Some(arg) = flags::arg_for(global) {
+            cmd = cmd.arg(arg);
+        }
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The command generated from a real package passes clap's own consistency checks
+    /// (unique names, no clash between the runner's options and the program's flags).
+    #[test]
+    fn generated_command_is_consistent() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../programs/sigsnoop/package.json");
+        let package = Verified::read(&path).unwrap();
+        command(&package).debug_assert();
+        let run = Invocation::parse(
+            &package,
+            &["--filtered-pid".into(), "-5".into(), "--failed_only".into()],
+        )
+        .unwrap();
+        let values: Vec<(&str, &[u8])> = run
+            .values
+            .iter()
+            .map(|(i, b)| (package.package().globals[*i].name.as_str(), b.as_slice()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("filtered_pid", &[0xfb, 0xff, 0xff, 0xff][..]),
+                ("failed_only", &[1][..])
+            ]
+        );
+    }
+}

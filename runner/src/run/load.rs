@@ -1,0 +1,171 @@
+//! Phase 3 of `runner run`: the object in the kernel, with what reading it needs opened
+//! before any program is attached (event channels, map views), so no event is emitted
+//! before its reader exists. A failed load is diagnosed: the verifier's log, a missing
+//! tracepoint, missing privileges or a program type this kernel lacks.
+
+use anyhow::Context as _;
+use libbpf_rs::{Map, MapCore as _, MapHandle, Object};
+
+use super::configure::Configured;
+use super::error::RunError;
+use super::invocation::Invocation;
+use super::views::MapView;
+use crate::channel::{self, Channel, LostCounter};
+use crate::kernel;
+use crate::spec::package::{serde_name, AttachKind, Package};
+use crate::spec::verify::Verified;
+use crate::spec::vocab::DataSection;
+
+/// In the kernel, readers open, not attached yet. Dropping it unloads everything.
+pub(crate) struct Loaded {
+    // Readers go before the object they read.
+    channels: Vec<Box<dyn Channel>>,
+    views: Vec<MapView>,
+    package: Verified,
+    run: Invocation,
+    obj: Object,
+}
+
+impl Loaded {
+    pub fn new(configured: Configured) -> anyhow::Result<Loaded> {
+        let (package, run, open) = configured.into_parts();
+        let pkg = package.package();
+        check_tracepoints(pkg, &run.enabled)?;
+        kernel::clear_log();
+        let obj = open.load().map_err(|e| load_error(pkg, e))?;
+        let channels = open_channels(pkg, &obj)?;
+        let mut views = Vec::new();
+        for map in &pkg.maps {
+            if map.view.is_some() {
+                let handle = handle(&obj, &map.name)?;
+                views.extend(MapView::new(map, handle)?);
+            }
+        }
+        Ok(Loaded {
+            channels,
+            views,
+            package,
+            run,
+            obj,
+        })
+    }
+
+    pub fn package(&self) -> &Verified {
+        &self.package
+    }
+
+    pub fn invocation(&self) -> &Invocation {
+        &self.run
+    }
+
+    pub fn object(&self) -> &Object {
+        &self.obj
+    }
+
+    pub fn views(&self) -> &[MapView] {
+        &self.views
+    }
+
+    pub fn channels_mut(&mut self) -> &mut [Box<dyn Channel>] {
+        &mut self.channels
+    }
+}
+
+/// A handle of its own on map `name` of `obj`.
+fn handle(obj: &Object, name: &str) -> anyhow::Result<MapHandle> {
+    let map = obj
+        .maps()
+        .find(|m| m.name() == name)
+        .with_context(|| format!("map `{name}` is missing after load"))?;
+    Ok(MapHandle::try_from(&map)?)
+}
+
+fn open_channels(pkg: &Package, obj: &Object) -> anyhow::Result<Vec<Box<dyn Channel>>> {
+    let mut channels = Vec::new();
+    for event in &pkg.events {
+        let counter = match &event.lost_counter {
+            Some(name) => lost_counter(pkg, obj, name)?,
+            None => None,
+        };
+        let map = handle(obj, &event.map)?;
+        let channel = channel::open(event, map, counter).with_context(|| {
+            format!("cannot open {} `{}`", serde_name(&event.channel), event.map)
+        })?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Where the program keeps global `name`, a lost-event counter.
+fn lost_counter(pkg: &Package, obj: &Object, name: &str) -> anyhow::Result<Option<LostCounter>> {
+    let Some(global) = pkg.globals.iter().find(|g| g.name == name) else {
+        return Ok(None);
+    };
+    let section_map =
+        |m: &Map| DataSection::names_map(&global.section, &m.name().to_string_lossy());
+    let Some(map) = obj.maps().find(section_map) else {
+        return Ok(None);
+    };
+    Ok(Some(LostCounter {
+        map: MapHandle::try_from(&map)?,
+        offset: global.offset as usize,
+    }))
+}
+
+/// Every enabled tracepoint program's tracepoint exists (mounting tracefs if needed).
+fn check_tracepoints(pkg: &Package, enabled: &[bool]) -> anyhow::Result<()> {
+    let mut tracepoints = pkg
+        .programs
+        .iter()
+        .zip(enabled)
+        .filter(|(p, on)| **on && p.attach.kind == AttachKind::Tracepoint)
+        .map(|(p, _)| p)
+        .peekable();
+    if tracepoints.peek().is_none() {
+        return Ok(());
+    }
+    let tracefs = kernel::ensure_tracefs()?;
+    for p in tracepoints {
+        kernel::check_tracepoint(&tracefs, &p.attach.target, &p.name)?;
+    }
+    Ok(())
+}
+
+fn load_error(pkg: &Package, e: libbpf_rs::Error) -> RunError {
+    let error = e.to_string();
+    let program = kernel::failed_program().unwrap_or_default();
+    if let Some(log) = kernel::verifier_log_tail(20) {
+        return RunError::Verifier {
+            name: pkg.name.clone(),
+            program,
+            log,
+        };
+    }
+    let spec = pkg.programs.iter().find(|p| p.name == program);
+    let hint = match spec {
+        _ if !kernel::privileged() => {
+            "; loading BPF programs needs root, or CAP_BPF and CAP_PERFMON".to_string()
+        }
+        Some(p) if e.kind() == libbpf_rs::ErrorKind::PermissionDenied => format!(
+            "; the kernel refused program `{}` ({} {}): this kernel may not support {} programs",
+            p.name,
+            serde_name(&p.attach.kind),
+            p.attach.target,
+            serde_name(&p.attach.kind)
+        ),
+        Some(p) => format!(
+            " (program `{}`, {} {})",
+            p.name,
+            serde_name(&p.attach.kind),
+            p.attach.target
+        ),
+        None => kernel::last_libbpf_message()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default(),
+    };
+    RunError::Load {
+        name: pkg.name.clone(),
+        error,
+        hint,
+    }
+}

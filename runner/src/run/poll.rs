@@ -1,0 +1,66 @@
+//! Waiting on many descriptors at once: a small epoll set that the event loop puts every
+//! channel into, so a wake-up from any of them (not only the first) ends the wait.
+
+use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
+use std::time::Duration;
+
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    ready: Vec<libc::epoll_event>,
+}
+
+impl Poller {
+    pub fn new() -> std::io::Result<Poller> {
+        // SAFETY: epoll_create1 has no memory preconditions.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Poller {
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            ready: Vec::with_capacity(16),
+        })
+    }
+
+    /// Wake the wait when `fd` is readable, reporting `token`.
+    pub fn add(&mut self, fd: BorrowedFd<'_>, token: u64) -> std::io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: both descriptors are open; `event` is valid for the call.
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut event,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` (rounded up to a millisecond) for any descriptor; returns the
+    /// tokens of those that are ready. A signal ends the wait early, with none ready.
+    pub fn wait(&mut self, timeout: Duration) -> impl Iterator<Item = u64> + '_ {
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let room = self.ready.capacity();
+        // SAFETY: `ready` has room for `room` (16) events; the kernel writes at most that
+        // many.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.ready.as_mut_ptr(),
+                room as i32,
+                ms,
+            )
+        };
+        // SAFETY: the kernel initialised the first `n` events (none on error).
+        unsafe { self.ready.set_len(usize::try_from(n).unwrap_or(0)) };
+        self.ready.iter().map(|e| e.u64)
+    }
+}

@@ -1,0 +1,367 @@
+//! The runner's vocabulary, each word parsed once into an enum: BPF map types, the data
+//! sections globals live in, and the `runner:` annotations a program declares with BTF
+//! declaration tags. An unknown annotation is an error that lists the valid ones.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An event channel: the kind of map a program submits events to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Ringbuf,
+    PerfEventArray,
+}
+
+/// How a map that is not an event stream is shown (from the tag `runner:view=<view>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// One row per key: key fields, then value fields.
+    Table,
+    /// A power-of-two histogram drawn with star bars: per key, the value is an array of
+    /// slot counts; or the key is the slot index and the value its count.
+    Log2Hist,
+}
+
+/// The section `runner build` anchors the program's own structs in (libbpf ignores it).
+pub const KEEP_SECTION: &str = ".runner.keep";
+
+macro_rules! map_types {
+    ($($variant:ident = $name:literal,)*) => {
+        /// `enum bpf_map_type`, in the kernel's order; a number this runner does not know
+        /// is kept as `Other` and spelled `type_<n>`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum MapType {
+            $($variant,)*
+            Other(u32),
+        }
+
+        const MAP_TYPE_NAMES: &[(MapType, &str)] = &[$((MapType::$variant, $name),)*];
+    };
+}
+
+map_types! {
+    Unspec = "unspec",
+    Hash = "hash",
+    Array = "array",
+    ProgArray = "prog_array",
+    PerfEventArray = "perf_event_array",
+    PercpuHash = "percpu_hash",
+    PercpuArray = "percpu_array",
+    StackTrace = "stack_trace",
+    CgroupArray = "cgroup_array",
+    LruHash = "lru_hash",
+    LruPercpuHash = "lru_percpu_hash",
+    LpmTrie = "lpm_trie",
+    ArrayOfMaps = "array_of_maps",
+    HashOfMaps = "hash_of_maps",
+    Devmap = "devmap",
+    Sockmap = "sockmap",
+    Cpumap = "cpumap",
+    Xskmap = "xskmap",
+    Sockhash = "sockhash",
+    CgroupStorage = "cgroup_storage",
+    ReuseportSockarray = "reuseport_sockarray",
+    PercpuCgroupStorage = "percpu_cgroup_storage",
+    Queue = "queue",
+    Stack = "stack",
+    SkStorage = "sk_storage",
+    DevmapHash = "devmap_hash",
+    StructOps = "struct_ops",
+    Ringbuf = "ringbuf",
+    InodeStorage = "inode_storage",
+    TaskStorage = "task_storage",
+    BloomFilter = "bloom_filter",
+    UserRingbuf = "user_ringbuf",
+    CgrpStorage = "cgrp_storage",
+    Arena = "arena",
+}
+
+impl MapType {
+    /// From the number in a map definition's `__uint(type, ...)`.
+    pub fn from_raw(raw: u32) -> MapType {
+        MAP_TYPE_NAMES
+            .get(raw as usize)
+            .map_or(MapType::Other(raw), |(t, _)| *t)
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            MapType::Other(raw) => format!("type_{raw}"),
+            known => MAP_TYPE_NAMES
+                .iter()
+                .find(|(t, _)| *t == known)
+                .map_or_else(String::new, |(_, n)| n.to_string()),
+        }
+    }
+
+    fn from_name(name: &str) -> Option<MapType> {
+        if let Some((t, _)) = MAP_TYPE_NAMES.iter().find(|(_, n)| *n == name) {
+            return Some(*t);
+        }
+        let raw: u32 = name.strip_prefix("type_")?.parse().ok()?;
+        Some(MapType::from_raw(raw)).filter(|t| matches!(t, MapType::Other(_)))
+    }
+
+    /// The event channel a map of this type is, if it is one.
+    pub fn channel(self) -> Option<Channel> {
+        match self {
+            MapType::Ringbuf => Some(Channel::Ringbuf),
+            MapType::PerfEventArray => Some(Channel::PerfEventArray),
+            _ => None,
+        }
+    }
+
+    /// Whether each CPU has its own copy of every value.
+    pub fn is_percpu(self) -> bool {
+        matches!(
+            self,
+            MapType::PercpuHash
+                | MapType::PercpuArray
+                | MapType::LruPercpuHash
+                | MapType::PercpuCgroupStorage
+        )
+    }
+}
+
+impl Serialize for MapType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for MapType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MapType, D::Error> {
+        let name = String::deserialize(d)?;
+        MapType::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown map type `{name}`")))
+    }
+}
+
+/// The data sections libbpf turns into maps: `.rodata`, `.data`, `.bss`, and their
+/// `.<base>.<name>` variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataSection {
+    Rodata,
+    Data,
+    Bss,
+}
+
+impl DataSection {
+    const ALL: [(DataSection, &'static str); 3] = [
+        (DataSection::Rodata, ".rodata"),
+        (DataSection::Data, ".data"),
+        (DataSection::Bss, ".bss"),
+    ];
+
+    /// Which data section `section` is, if it is one.
+    pub fn of(section: &str) -> Option<DataSection> {
+        Self::ALL.iter().find_map(|(kind, base)| {
+            let rest = section.strip_prefix(base)?;
+            (rest.is_empty() || rest.starts_with('.')).then_some(*kind)
+        })
+    }
+
+    /// Whether libbpf names the internal map of `section` `map_name`: it prefixes the
+    /// section name (cut to 15 bytes) with part of the object's name.
+    pub fn names_map(section: &str, map_name: &str) -> bool {
+        let cut = &section.as_bytes()[..section.len().min(15)];
+        map_name.as_bytes().ends_with(cut)
+    }
+}
+
+/// What a `runner:` annotation may be attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Map,
+    Global,
+    Program,
+}
+
+impl Target {
+    fn noun(self) -> &'static str {
+        match self {
+            Target::Map => "a map",
+            Target::Global => "a global",
+            Target::Program => "a program",
+        }
+    }
+}
+
+/// One `runner:<key>=<value>` declaration tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Annotation {
+    /// On a ring buffer or perf event array: the struct it carries.
+    Event(String),
+    /// On a `__u64` global: it counts the events lost on this map.
+    Lost(String),
+    /// On a program: load it only when this bool global is true.
+    If(String),
+    /// On a program: load it only when this bool global is false.
+    Unless(String),
+    /// On a map: how the runner prints it.
+    View(View),
+}
+
+/// Every annotation: its key, what it goes on, and the form of its value, for errors.
+const ANNOTATIONS: &[(&str, Target, &str)] = &[
+    ("event", Target::Map, "<struct>"),
+    ("lost", Target::Global, "<map>"),
+    ("if", Target::Program, "<bool global>"),
+    ("unless", Target::Program, "<bool global>"),
+    ("view", Target::Map, "table|log2_hist"),
+];
+
+/// The valid annotations, as a list for an error message.
+pub fn valid_annotations() -> String {
+    ANNOTATIONS
+        .iter()
+        .map(|(key, target, value)| format!("runner:{key}={value} (on {})", target.noun()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnnotationError {
+    #[error(
+        "unknown annotation `{tag}` on {what}; valid ones: {}",
+        valid_annotations()
+    )]
+    Unknown { tag: String, what: String },
+    #[error("annotation `{tag}` belongs on {}, not on {what}", target.noun())]
+    Misplaced {
+        tag: String,
+        what: String,
+        target: Target,
+    },
+    #[error("annotation `{tag}` on {what} has no value; expected runner:{key}={form}")]
+    Empty {
+        tag: String,
+        what: String,
+        key: &'static str,
+        form: &'static str,
+    },
+    #[error("annotation `{tag}` on {what}: unknown view `{view}` (expected table or log2_hist)")]
+    UnknownView {
+        tag: String,
+        what: String,
+        view: String,
+    },
+}
+
+impl Annotation {
+    /// Parse a declaration tag found on `what` (a map, global or program, described for
+    /// errors). Tags outside the `runner:` namespace are not ours: `None`.
+    pub fn parse(tag: &str, on: Target, what: &str) -> Option<Result<Annotation, AnnotationError>> {
+        let body = tag.strip_prefix("runner:")?;
+        Some(Self::parse_body(tag, body, on, what))
+    }
+
+    fn parse_body(
+        tag: &str,
+        body: &str,
+        on: Target,
+        what: &str,
+    ) -> Result<Annotation, AnnotationError> {
+        let (key, value) = body.split_once('=').unwrap_or((body, ""));
+        let Some(&(key, target, form)) = ANNOTATIONS.iter().find(|(k, _, _)| *k == key) else {
+            return Err(AnnotationError::Unknown {
+                tag: tag.into(),
+                what: what.into(),
+            });
+        };
+        if target != on {
+            return Err(AnnotationError::Misplaced {
+                tag: tag.into(),
+                what: what.into(),
+                target,
+            });
+        }
+        if value.is_empty() {
+            return Err(AnnotationError::Empty {
+                tag: tag.into(),
+                what: what.into(),
+                key,
+                form,
+            });
+        }
+        let value = value.to_string();
+        Ok(match key {
+            "event" => Annotation::Event(value),
+            "lost" => Annotation::Lost(value),
+            "if" => Annotation::If(value),
+            "unless" => Annotation::Unless(value),
+            _ => Annotation::View(match value.as_str() {
+                "table" => View::Table,
+                "log2_hist" => View::Log2Hist,
+                _ => {
+                    return Err(AnnotationError::UnknownView {
+                        tag: tag.into(),
+                        what: what.into(),
+                        view: value,
+                    })
+                }
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_types_round_trip_by_name() {
+        for raw in 0..40 {
+            let t = MapType::from_raw(raw);
+            assert_eq!(MapType::from_name(&t.name()), Some(t), "{raw}");
+        }
+        assert_eq!(MapType::from_raw(27).name(), "ringbuf");
+        assert_eq!(MapType::from_raw(99).name(), "type_99");
+        assert_eq!(
+            MapType::from_name("type_1"),
+            None,
+            "a known type has its name"
+        );
+        assert!(MapType::LruPercpuHash.is_percpu() && !MapType::LruHash.is_percpu());
+    }
+
+    #[test]
+    fn data_sections() {
+        assert_eq!(DataSection::of(".rodata"), Some(DataSection::Rodata));
+        assert_eq!(DataSection::of(".data.custom"), Some(DataSection::Data));
+        assert_eq!(DataSection::of(".rodata_x"), None);
+        assert_eq!(DataSection::of(".maps"), None);
+        assert!(DataSection::names_map(".bss", "sigsnoop.bss"));
+        assert!(DataSection::names_map(
+            ".data.a_long_name",
+            ".data.a_long_na"
+        ));
+        assert!(!DataSection::names_map(".bss", "events"));
+    }
+
+    #[test]
+    fn annotations_parse_once_and_name_the_valid_ones() {
+        let parse = |tag, on| Annotation::parse(tag, on, "map `events`").unwrap();
+        assert_eq!(
+            parse("runner:event=sample", Target::Map).unwrap(),
+            Annotation::Event("sample".into())
+        );
+        assert_eq!(
+            parse("runner:view=log2_hist", Target::Map).unwrap(),
+            Annotation::View(View::Log2Hist)
+        );
+        let typo = parse("runner:lsot=events", Target::Global).unwrap_err();
+        assert!(typo.to_string().starts_with(
+            "unknown annotation `runner:lsot=events` on map `events`; valid ones: runner:event=<struct> (on a map), runner:lost=<map> (on a global)"
+        ));
+        let misplaced = parse("runner:if=x", Target::Map).unwrap_err().to_string();
+        assert_eq!(
+            misplaced,
+            "annotation `runner:if=x` belongs on a program, not on map `events`"
+        );
+        assert!(parse("runner:view=pie", Target::Map).is_err());
+        assert!(parse("runner:lost", Target::Global).is_err());
+        assert!(Annotation::parse("bpf_kfunc", Target::Program, "f").is_none());
+    }
+}
