@@ -15,6 +15,7 @@
  *   ONE_QUERY  ask the ring only for its available data (its size is known)
  *   NO_QUERY   never wake the reader (the queries' cost; not a usable tracer)
  *   RB_OUTPUT  bpf_ringbuf_output() of a stack copy, not reserve + submit
+ * programs/sigsnoop is PAIR=2 with PID_TASK, COMM_TASK and ONE_QUERY.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -41,6 +42,12 @@ const volatile int target_signal = 0;
 const volatile bool failed_only = false;
 /* trace only the kill, tkill and tgkill syscalls */
 const volatile bool syscalls_only = false;
+
+/* What is read from current's task_struct (CO-RE relocated). */
+struct task_struct___opt {
+	pid_t tgid;
+	char comm[TASK_COMM_LEN];
+} __attribute__((preserve_access_index));
 
 struct inflight {
 	__s32 tpid;
@@ -99,7 +106,7 @@ static __always_inline __u64 wakeup_flags(void)
 static __always_inline __u32 current_tgid(struct task_struct *task)
 {
 #ifdef PID_TASK
-	return task->tgid;
+	return ((struct task_struct___opt *)task)->tgid;
 #else
 	return bpf_get_current_pid_tgid() >> 32;
 #endif
@@ -109,8 +116,10 @@ static __always_inline void current_comm(struct task_struct *task, char *comm)
 {
 #ifdef COMM_TASK
 	/* comm is NUL-padded (set with strscpy_pad): two words copy it whole */
-	((__u64 *)comm)[0] = ((__u64 *)task->comm)[0];
-	((__u64 *)comm)[1] = ((__u64 *)task->comm)[1];
+	struct task_struct___opt *t = (void *)task;
+
+	((__u64 *)comm)[0] = ((__u64 *)t->comm)[0];
+	((__u64 *)comm)[1] = ((__u64 *)t->comm)[1];
 #else
 	bpf_get_current_comm(comm, TASK_COMM_LEN);
 #endif
