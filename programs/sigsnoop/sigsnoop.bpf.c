@@ -156,10 +156,11 @@ int tgkill_exit(struct trace_event_raw_sys_exit *ctx)
 /*
  * Whether the task is inside kill, tkill or tgkill: the syscall number is
  * the saved orig_ax and, until the syscall returns, the saved ax holds
- * -ENOSYS. (An interrupt from user mode also saves a number in orig_ax, its
- * vector, but then ax is whatever user space had in rax.) 32-bit syscalls
- * have other numbers and no syscalls/ tracepoints: their signals are
- * reported here, from signal_generate.
+ * -ENOSYS. (An interrupt or exception from user mode saves a number of its
+ * own in orig_ax, but leaves ax as user space had it.) 32-bit syscalls have
+ * other numbers and no syscalls/ tracepoints: their signals are reported
+ * here, from signal_generate, as they were when an entry program paired
+ * entry with exit.
  */
 static __always_inline bool in_kill_syscall(struct task_struct *task)
 {
