@@ -501,7 +501,7 @@ fn odd_arguments_are_usage_errors_not_panics() {
         vec!["--duration", "1e20"],
         vec!["--interval", "0"],
         vec!["--attach", "nosuch=x"],
-        vec!["--attach", "kill_entry=/bin/true:main"],
+        vec!["--attach", "kill_exit=/bin/true:main"],
     ] {
         let mut argv = vec!["run", pkg.as_str()];
         argv.extend(&args);

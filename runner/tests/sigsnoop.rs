@@ -106,15 +106,9 @@ const SIGURG: i64 = libc::SIGURG as i64;
 const SIGWINCH: i64 = libc::SIGWINCH as i64;
 const ESRCH: i64 = -(libc::ESRCH as i64);
 
-const PROGRAMS: [&str; 7] = [
-    "sig_trace",
-    "kill_entry",
-    "kill_exit",
-    "tkill_entry",
-    "tkill_exit",
-    "tgkill_entry",
-    "tgkill_exit",
-];
+/// One program per syscall exit (the arguments come from the saved registers), and
+/// signal_generate.
+const PROGRAMS: [&str; 4] = ["sig_trace", "kill_exit", "tkill_exit", "tgkill_exit"];
 
 /// The helper binary, compiled once per version of its source.
 fn sigpoke() -> &'static Path {
@@ -485,7 +479,7 @@ fn table_shows_every_signal_once_with_exact_fields() {
     );
     assert!(
         done.stderr
-            .contains("runner: sigsnoop: 7 programs attached; tracing, Ctrl-C to stop"),
+            .contains("runner: sigsnoop: 4 programs attached; tracing, Ctrl-C to stop"),
         "{}",
         done.stderr
     );
@@ -559,7 +553,7 @@ fn syscalls_only_leaves_out_generated_signals() {
     poke.finish();
     assert_eq!(names, want);
     assert!(
-        done.stderr.contains("sigsnoop: 6 programs attached"),
+        done.stderr.contains("sigsnoop: 3 programs attached"),
         "{}",
         done.stderr
     );
@@ -736,9 +730,9 @@ fn nothing_stays_loaded_after_exit() {
     let held = bpf_fds(tracer.pid());
     let names: BTreeSet<String> = held.progs.iter().map(|&id| prog_name(id)).collect();
     assert_eq!(names, PROGRAMS.iter().map(|p| p.to_string()).collect());
-    assert_eq!(held.links.len(), 7, "{held:?}");
-    // values, events, .rodata and .bss.
-    assert_eq!(held.maps.len(), 4, "{held:?}");
+    assert_eq!(held.links.len(), 4, "{held:?}");
+    // events, .rodata and .bss.
+    assert_eq!(held.maps.len(), 3, "{held:?}");
     for (what, ids) in [
         ("prog", &held.progs),
         ("link", &held.links),
@@ -790,7 +784,7 @@ fn duration_exits_by_itself() {
     assert_eq!(lines.len(), 2, "{}", done.stderr);
     assert_eq!(
         lines[0],
-        "runner: sigsnoop: 7 programs attached; tracing, Ctrl-C to stop"
+        "runner: sigsnoop: 4 programs attached; tracing, Ctrl-C to stop"
     );
     let counts = lines[1]
         .strip_prefix("runner: ")
@@ -850,7 +844,7 @@ fn closed_pipe_exits_quietly() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.starts_with("runner: sigsnoop: 7 programs attached; tracing, Ctrl-C to stop\n"),
+        stderr.starts_with("runner: sigsnoop: 4 programs attached; tracing, Ctrl-C to stop\n"),
         "{stderr}"
     );
     assert!(
