@@ -171,6 +171,9 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Info { package } => {
             let package = Verified::read(&package)?;
+            for warning in package.warnings() {
+                crate::note!("runner: warning: {warning}");
+            }
             print!("{}", info::render(package.package()));
             Ok(())
         }

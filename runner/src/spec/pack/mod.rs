@@ -77,6 +77,7 @@ pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
         .unwrap_or_default();
     Ok(Package {
         format_version: FORMAT_VERSION,
+        requires: Vec::new(),
         name: opts.name.clone(),
         description,
         license: d.license,
