@@ -220,11 +220,15 @@ impl Package {
     /// Read and check a package: JSON, format version, then the embedded object's size
     /// and checksum. Returns the package and the object bytes.
     pub fn read(path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
-        let text = std::fs::read(path).map_err(|source| PackageError::Read {
+        Self::from_slice(&Self::read_bytes(path)?, path)
+    }
+
+    /// The bytes of the package file at `path`.
+    pub fn read_bytes(path: &Path) -> Result<Vec<u8>, PackageError> {
+        std::fs::read(path).map_err(|source| PackageError::Read {
             path: path.into(),
             source,
-        })?;
-        Self::from_slice(&text, path)
+        })
     }
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {

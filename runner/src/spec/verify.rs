@@ -1,5 +1,6 @@
-//! Phase 1 of `runner run` (and what `runner info` shows): a package read from disk whose
-//! embedded object is intact, described again from the object itself.
+//! Phase 1 of `runner run` (and what `runner info` shows): a package read from disk (ours,
+//! or one eunomia-bpf wrote), whose embedded object is intact, described again from the
+//! object itself.
 //!
 //! The package's description is a manifest. The runner runs from what it derives from the
 //! object (with the package's choices of event structs), so a package written by another
@@ -12,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::spec::eunomia;
 use crate::spec::pack::{self, Description};
 use crate::spec::package::{Global, Package};
 
@@ -39,7 +41,11 @@ impl Verified {
     /// Read `path`, check the object's size and checksum, describe the object again from
     /// its own BTF and hold the package's description against that.
     pub fn read(path: &Path) -> anyhow::Result<Verified> {
-        let (manifest, object) = Package::read(path)?;
+        let text = Package::read_bytes(path)?;
+        let (manifest, object) = match eunomia::read(&text, path) {
+            Some(eunomia) => eunomia?,
+            None => Package::from_slice(&text, path)?,
+        };
         Ok(Self::check(path, manifest, object)?)
     }
 
