@@ -7,7 +7,7 @@
 //! ring and perf buffers now, so no event is emitted before a reader exists) → [`Attached`]
 //! ([`crate::attach`]) → streaming ([`crate::stream`]) → detached and unloaded on drop.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use libbpf_rs::{AsRawLibbpf, Link, Object, ObjectBuilder, OpenObject};
 use crate::attach;
 use crate::flags;
 use crate::kernel;
+use crate::oci::PullOptions;
 use crate::output::Format;
 use crate::pack::{self, Description};
 use crate::package::{serde_name, AttachKind, Flag, Package};
@@ -122,7 +123,15 @@ fn mismatch(pkg: &Package, desc: &Description) -> Option<String> {
 
 impl Checked {
     pub fn read(path: &Path) -> anyhow::Result<Checked> {
-        let (pkg, object) = Package::read(path)?;
+        Self::check(path, Package::read(path)?)
+    }
+
+    /// A package already read (from a file or an image layer), named `path` in messages.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> anyhow::Result<Checked> {
+        Self::check(path, Package::from_slice(bytes, path)?)
+    }
+
+    fn check(path: &Path, (pkg, object): (Package, Vec<u8>)) -> anyhow::Result<Checked> {
         let overrides: Vec<(String, String)> = pkg
             .events
             .iter()
@@ -457,10 +466,12 @@ fn parse_attach(text: &str) -> Result<(String, String), String> {
 }
 
 /// `runner run <PACKAGE> [OPTIONS]`.
-pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
+pub fn main(package: &OsStr, args: &[OsString], pull: &PullOptions) -> anyhow::Result<()> {
     // Keep libbpf quiet until we know whether --verbose was asked for.
     kernel::capture_libbpf_log(false);
-    let checked = Checked::read(path)?;
+    // A file or an image reference, verified per the trust policy before anything loads.
+    let resolved = crate::oci::open_package(package, pull)?;
+    let checked = Checked::from_slice(&resolved.bytes, &resolved.display)?;
     let settings = checked.settings(args)?;
     kernel::capture_libbpf_log(settings.verbose);
     kernel::check_privileges()?;
