@@ -220,7 +220,11 @@ impl Policy {
         };
         let mut keys = Vec::new();
         for k in &entry.keys {
-            let inline = k.starts_with("RW") && !k.contains('/') && !k.contains('.');
+            // A minisign public key in base64 is 56 characters starting with `RW`.
+            let inline = k.len() == 56
+                && k.starts_with("RW")
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
             let (text, label) = self.key_text(k, inline).map_err(|source| {
                 err(minisign::MinisignError::Read {
                     path: k.into(),

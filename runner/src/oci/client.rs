@@ -44,6 +44,12 @@ pub enum ClientError {
         expected: String,
         actual: String,
     },
+    #[error("{reference}: {what}: digest mismatch ({detail})")]
+    DigestMismatch {
+        reference: String,
+        what: &'static str,
+        detail: String,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot read the password from stdin: {0}")]
@@ -180,6 +186,16 @@ impl Registry {
         })
     }
 
+    fn login_hint(&self) -> String {
+        match self.auth {
+            RegistryAuth::Anonymous => {
+                " (none given: use --username with --password-stdin, or docker's config.json)"
+                    .into()
+            }
+            _ => String::new(),
+        }
+    }
+
     fn error(
         &self,
         reference: &Reference,
@@ -197,12 +213,7 @@ impl Registry {
             OciDistributionError::UnauthorizedError { .. }
             | OciDistributionError::AuthenticationFailure(_) => ClientError::Unauthorized {
                 reference,
-                hint: match self.auth {
-                    RegistryAuth::Anonymous => {
-                        " (no credentials: use --username with --password-stdin, or docker config.json)".into()
-                    }
-                    _ => String::new(),
-                },
+                hint: self.login_hint(),
             },
             OciDistributionError::ImageManifestNotFoundError(_) => {
                 ClientError::NotFound { reference }
@@ -210,6 +221,15 @@ impl Registry {
             OciDistributionError::ServerError { code: 404, .. } => {
                 ClientError::NotFound { reference }
             }
+            OciDistributionError::ServerError { code: 401, .. } => ClientError::Unauthorized {
+                reference,
+                hint: self.login_hint(),
+            },
+            OciDistributionError::DigestError(d) => ClientError::DigestMismatch {
+                reference,
+                what,
+                detail: d.to_string(),
+            },
             OciDistributionError::RegistryError { envelope, .. }
                 if envelope.errors.iter().any(|x| {
                     matches!(
@@ -224,14 +244,13 @@ impl Registry {
                 ClientError::NotFound { reference }
             }
             OciDistributionError::RegistryError { envelope, .. }
-                if envelope
-                    .errors
-                    .iter()
-                    .any(|x| matches!(x.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
+                if envelope.errors.iter().any(|x| {
+                    matches!(x.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)
+                }) =>
             {
                 ClientError::Unauthorized {
                     reference,
-                    hint: String::new(),
+                    hint: self.login_hint(),
                 }
             }
             _ => ClientError::Registry {
@@ -306,10 +325,22 @@ impl Registry {
                 .map_err(|e| self.error(reference, "fetching a blob", e))?;
             let mut bytes = Vec::new();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ClientError::Registry {
-                    reference: reference.to_string(),
-                    what: "fetching a blob",
-                    detail: e.to_string(),
+                // oci-client hashes the stream too, and fails its last chunk on a mismatch.
+                let chunk = chunk.map_err(|e| {
+                    let detail = e.to_string();
+                    if detail.to_lowercase().contains("digest") {
+                        ClientError::DigestMismatch {
+                            reference: reference.to_string(),
+                            what: "fetching a blob",
+                            detail,
+                        }
+                    } else {
+                        ClientError::Registry {
+                            reference: reference.to_string(),
+                            what: "fetching a blob",
+                            detail,
+                        }
+                    }
                 })?;
                 if (bytes.len() + chunk.len()) as u64 > limit {
                     return Err(too_big());

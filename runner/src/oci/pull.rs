@@ -159,11 +159,11 @@ impl Fetcher<'_> {
                 self.store.put_expected(&digest, &bytes)?;
                 Ok(digest)
             }
-            Err(OciError::Client(ClientError::Unreachable { registry, .. })) => {
+            Err(OciError::Client(ClientError::Unreachable { registry, detail })) => {
                 let Some(d) = self.store.lookup(&name)? else {
                     return Err(ClientError::Unreachable {
                         registry,
-                        detail: format!("and {name} is not in the local store"),
+                        detail: format!("{detail}; {name} is not in the local store either"),
                     }
                     .into());
                 };
@@ -192,6 +192,7 @@ impl Fetcher<'_> {
                 Ok((bytes, d)) => {
                     self.store.put_expected(&d, &bytes)?;
                     let m: Manifest = parse(&name, &bytes)?;
+                    self.blob(&m.config, media::MAX_DOCUMENT)?;
                     for l in &m.layers {
                         self.blob(l, media::MAX_DOCUMENT)?;
                     }
