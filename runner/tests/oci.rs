@@ -798,3 +798,81 @@ fn minisign_file_signatures_interoperate_both_ways() {
         "{out}"
     );
 }
+
+/// `schemas/policy.schema.json` and the runner's reader agree: the README's example is
+/// valid for both, and each broken policy is rejected by both.
+#[test]
+fn policy_schema_and_reader_agree() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("schemas/policy.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+    let work = Work::new();
+    std::fs::write(work.path("release.pub"), {
+        ok(runner(&["keygen", "-o", p(&work.path("k"))]));
+        std::fs::read(work.path("k.pub")).unwrap()
+    })
+    .unwrap();
+    let example = r#"{
+      "default": "reject",
+      "images": [
+        {"scope": "registry.example.com/tools", "keys": ["release.pub"]},
+        {"scope": "localhost:5000", "insecure_accept_unsigned": true}
+      ],
+      "files": [
+        {"scope": "/opt/runner/packages", "keys": ["RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3"]}
+      ]
+    }"#;
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    assert!(
+        squeeze(&readme).contains(&squeeze(example)),
+        "the README shows this example"
+    );
+    let pkg = common::sigsnoop_package();
+    let check = |name: &str, text: &str, valid: bool| {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            validator.is_valid(&value),
+            valid,
+            "schema on {name}: {text}"
+        );
+        let path = work.path(name);
+        std::fs::write(&path, text).unwrap();
+        let f = runner(&["info", p(&pkg), "--policy", p(&path)]);
+        if valid {
+            // The example covers no file here and rejects by default: refused, by scope.
+            refused(
+                f,
+                &["is not covered by the trust policy", "default is to reject"],
+            );
+        } else {
+            refused(f, &["trust policy", name]);
+        }
+    };
+    check("example.json", example, true);
+    check(
+        "both.json",
+        r#"{"images": [{"scope": "a.example", "keys": ["k.pub"], "insecure_accept_unsigned": true}]}"#,
+        false,
+    );
+    check(
+        "neither.json",
+        r#"{"images": [{"scope": "a.example"}]}"#,
+        false,
+    );
+    check("unknown.json", r#"{"image": []}"#, false);
+    check("default.json", r#"{"default": "allow"}"#, false);
+    // `warn` lets an uncovered file run, with one line saying so.
+    let warn = work.path("warn.json");
+    std::fs::write(&warn, r#"{"default": "warn"}"#).unwrap();
+    let f = ok(runner(&["info", p(&pkg), "--policy", p(&warn)]));
+    assert_eq!(
+        f.stderr.trim(),
+        format!(
+            "runner: warning: {} is not signed (no entry of the trust policy covers it)",
+            pkg.display()
+        )
+    );
+}

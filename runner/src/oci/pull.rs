@@ -13,7 +13,7 @@ use crate::package::{Package, PackageError};
 use crate::policy::{self, Policy, Requirement};
 use crate::sign::{cosign, minisign};
 
-/// A package file, checked against the policy's `files` entries.
+/// A package file, checked against the policy's `files` entries (no policy: no check).
 pub fn open_file(path: &Path, opts: &PullOptions) -> Result<Resolved, OciError> {
     let bytes = std::fs::read(path).map_err(|source| PackageError::Read {
         path: path.into(),
@@ -23,9 +23,11 @@ pub fn open_file(path: &Path, opts: &PullOptions) -> Result<Resolved, OciError> 
     let signature = minisign::read_signature(path)?;
     let policy = Policy::load(opts.policy.as_deref())?;
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+    // Without any trust policy a local file runs quietly, as it always has: the warning
+    // for unsigned packages is about what comes from a registry.
     let requirement = match &policy {
         Some(p) => p.for_file(&absolute)?,
-        None => Requirement::Warn,
+        None => Requirement::AcceptUnsigned,
     };
     let policy_path = || policy.as_ref().map_or(PathBuf::new(), |p| p.path().into());
     match requirement {
