@@ -324,7 +324,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 .map(|p| push::parse_item(p))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(usage)?;
-            let digest = push::push(&items, &reference, &transport.transport()?)?;
+            let digest = push::push(&items, &reference, &transport.transport()?).map_err(usage)?;
             let arches: Vec<&str> = items.iter().map(|i| i.arch.as_str()).collect();
             crate::note!("runner: pushed {reference} ({})", arches.join(", "));
             println!("{}@{digest}", reference.name());

@@ -296,7 +296,7 @@ fn wrong_key_and_unsigned_are_refused_before_anything_loads() {
     let reg = Registry::start(None);
     let work = Work::new();
     let (key, _) = work.keygen("signer");
-    let (_, other) = work.keygen("other");
+    let (other_key, other) = work.keygen("other");
     let signed = format!("{}/tools/signed:1", reg.addr());
     push(&common::sigsnoop_package(), &signed);
     sign(&signed, &key);
@@ -320,6 +320,25 @@ fn wrong_key_and_unsigned_are_refused_before_anything_loads() {
         let f = runner(&[cmd, "--store", &store, "--policy", p(&policy), &unsigned]);
         refused(f, &[&unsigned, "is not signed", p(&other)]);
     }
+    // A second signature, by the trusted key, joins the first: now it is accepted (the
+    // store answers for what it has; --pull always asks the registry for signatures).
+    sign(&signed, &other_key);
+    let f = ok(runner(&[
+        "info",
+        "--store",
+        &store,
+        "--pull",
+        "always",
+        "--policy",
+        p(&policy),
+        &signed,
+    ]));
+    assert!(
+        f.stderr
+            .contains(&format!("signature verified with {}", p(&other))),
+        "{}",
+        f.stderr
+    );
     // Without a policy, the unsigned image runs with a one-line warning.
     if Path::new("/etc/runner/policy.json").exists() {
         eprintln!("SKIPPED the no-policy case: /etc/runner/policy.json exists here");
@@ -875,4 +894,75 @@ fn policy_schema_and_reader_agree() {
             pkg.display()
         )
     );
+}
+
+#[test]
+fn several_architectures_share_one_index() {
+    let reg = Registry::start(None);
+    let work = Work::new();
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let foreign = if host == "amd64" { "arm64" } else { "amd64" };
+    let mine = variant(&work, "for this machine");
+    let theirs = variant(&work, "for another machine");
+    let both = format!("{}/tools/multi:1", reg.addr());
+    ok(runner(&[
+        "push",
+        &format!("{}@{host}", p(&mine)),
+        &format!("{}@{foreign}", p(&theirs)),
+        &both,
+    ]));
+    let store = p(&work.path("store")).to_string();
+    let f = ok(runner(&["info", "--store", &store, &both]));
+    assert_eq!(description(&f), "for this machine");
+    // The index lists both platforms, each manifest with its artifactType.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path("store/index.json")).unwrap()).unwrap();
+    let top = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == both.as_str())
+        .unwrap();
+    assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let digest = top["digest"].as_str().unwrap();
+    let blob = std::fs::read(work.path("store/blobs/sha256").join(&digest[7..])).unwrap();
+    let image: serde_json::Value = serde_json::from_slice(&blob).unwrap();
+    let platforms: Vec<(&str, &str)> = image["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["artifactType"], "application/vnd.runner.package.v1+json");
+            (
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(platforms, [("linux", host), ("linux", foreign)]);
+    // Only another architecture: refused, naming what there is.
+    let only = format!("{}/tools/foreign:1", reg.addr());
+    ok(runner(&[
+        "push",
+        &format!("{}@{foreign}", p(&theirs)),
+        &only,
+    ]));
+    refused(
+        runner(&["info", "--store", &store, &only]),
+        &[
+            &only,
+            &format!("has no package for {host}"),
+            &format!("linux/{foreign}"),
+        ],
+    );
+    // A little-endian object is not pushed for a big-endian architecture.
+    let f = runner(&["push", &format!("{}@s390x", p(&mine)), &only]);
+    refused(f, &["s390x", "little-endian", "big-endian"]);
+    // Two packages for one architecture is a usage error.
+    let f = runner(&["push", p(&mine), p(&theirs), &only]);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
 }

@@ -107,11 +107,13 @@ pub enum OciError {
         "{reference} is not covered by the trust policy `{policy}`, whose default is to reject"
     )]
     NotCovered { reference: String, policy: PathBuf },
-    #[error("{reference}: the BPF object is {object}-endian, this machine is {host}-endian")]
+    #[error("{reference}: the BPF object is {object}-endian, {target} is {order}-endian")]
     Endianness {
         reference: String,
         object: String,
-        host: String,
+        /// `this machine`, or the architecture pushed for.
+        target: String,
+        order: String,
     },
     #[error("{reference}: the image config does not match its package ({what})")]
     ConfigMismatch { reference: String, what: String },

@@ -415,7 +415,8 @@ pub fn open_image(r: &Reference, opts: &PullOptions) -> Result<Resolved, OciErro
         return Err(OciError::Endianness {
             reference: name,
             object: object_order.into(),
-            host: host_order.into(),
+            target: "this machine".into(),
+            order: host_order.into(),
         });
     }
     Ok(Resolved {

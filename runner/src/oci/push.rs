@@ -59,9 +59,10 @@ pub fn push(items: &[Item], r: &Reference, transport: &Transport) -> Result<Stri
         let order = media::elf_endianness(&object).unwrap_or("unknown");
         if order != media::arch_endianness(&item.arch) {
             return Err(OciError::Endianness {
-                reference: format!("{} (for {})", item.path.display(), item.arch),
+                reference: item.path.display().to_string(),
                 object: order.into(),
-                host: media::arch_endianness(&item.arch).into(),
+                target: item.arch.clone(),
+                order: media::arch_endianness(&item.arch).into(),
             });
         }
         images.push((
