@@ -77,7 +77,7 @@ pub enum OciError {
     Minisign(#[from] MinisignError),
     #[error(transparent)]
     Reference(#[from] reference::ParseError),
-    #[error("{reference} is not in the local store `{store}` (run `runner pull {reference}`, or drop --pull never)")]
+    #[error("{reference} is not in the local store `{store}` (`runner pull` fetches it)")]
     NotInStore { reference: String, store: PathBuf },
     #[error("{reference} has no package for {arch} (it has: {available})")]
     NoPlatform {
