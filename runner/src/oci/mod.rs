@@ -12,6 +12,7 @@
 //! the package bytes out, already verified, never having touched the kernel.
 
 pub mod client;
+pub mod commands;
 pub mod media;
 pub mod pull;
 pub mod push;
