@@ -40,11 +40,16 @@ pub struct Verified {
 impl Verified {
     /// Read `path`, check the object's size and checksum, describe the object again from
     /// its own BTF and hold the package's description against that.
+    #[cfg(test)]
     pub fn read(path: &Path) -> anyhow::Result<Verified> {
-        let text = Package::read_bytes(path)?;
-        let (manifest, object) = match eunomia::read(&text, path) {
+        Self::from_bytes(&Package::read_bytes(path)?, path)
+    }
+
+    /// A package already read (a file, or an image's layer), called `path` in messages.
+    pub fn from_bytes(text: &[u8], path: &Path) -> anyhow::Result<Verified> {
+        let (manifest, object) = match eunomia::read(text, path) {
             Some(eunomia) => eunomia?,
-            None => Package::from_slice(&text, path)?,
+            None => Package::from_slice(text, path)?,
         };
         Ok(Self::check(path, manifest, object)?)
     }
