@@ -45,6 +45,7 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
+    /// A writer for records decoded by `plan` (see [`Plan::record`]).
     pub fn new(format: Format, plan: Plan) -> Self {
         EventWriter {
             events: Events::new(plan),
@@ -71,14 +72,21 @@ impl EventWriter {
         self.output.header(&self.events, out);
     }
 
-    /// Render one record, which must hold at least [`size`](Self::size) bytes.
+    /// Render one record, which must hold at least [`fixed`](Self::fixed) bytes; a
+    /// shorter record than the struct is a variable-length one (`spec::tail`).
     pub fn event(&mut self, rec: &[u8], out: &mut Vec<u8>) {
         let at = self.clock.now();
         self.output.event(&self.events, at, rec, out);
     }
 
-    /// The size of the struct: shorter records cannot be decoded.
+    /// The size of the struct.
     pub fn size(&self) -> usize {
         self.events.size
+    }
+
+    /// The fixed part of the struct (before its trailing array): shorter records cannot
+    /// be decoded.
+    pub fn fixed(&self) -> usize {
+        self.events.fixed
     }
 }

@@ -10,7 +10,7 @@ use crate::spec::plan::{Node, Plan};
 pub(crate) trait Output {
     /// What goes before the first event of `events`, if anything.
     fn header(&self, events: &Events, out: &mut Vec<u8>);
-    /// One event: `rec` holds at least `events.size` bytes.
+    /// One event: `rec` holds at least `events.fixed` bytes.
     fn event(&mut self, events: &Events, at: &Stamp, rec: &[u8], out: &mut Vec<u8>);
     /// A map view as key → value rows.
     fn map_table(&self, table: &MapTable, out: &mut Vec<u8>);
@@ -32,6 +32,8 @@ pub(crate) struct Column {
 /// What the formats know about the events of one channel.
 pub(crate) struct Events {
     pub size: usize,
+    /// The shortest record that can be decoded.
+    pub fixed: usize,
     pub columns: Vec<Column>,
     /// Which channel's struct this is, shown when a package has several.
     pub label: Option<String>,
@@ -51,6 +53,7 @@ impl Events {
             .collect();
         Events {
             size: plan.size,
+            fixed: plan.fixed,
             columns,
             label: None,
         }

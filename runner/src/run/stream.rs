@@ -61,7 +61,8 @@ pub(crate) struct Stats {
 struct Reader {
     writer: EventWriter,
     events: u64,
-    /// Records shorter than their struct: counted, never shown as garbage.
+    /// Records shorter than the fixed part of their struct: counted, never shown as
+    /// garbage.
     short: u64,
     /// Losses already reported.
     lost: u64,
@@ -108,7 +109,8 @@ impl Stream {
         let mut out = Vec::with_capacity(1 << 18);
         let mut readers = Vec::new();
         for event in &pkg.events {
-            let mut writer = EventWriter::new(format, Plan::compile(&event.ty)?);
+            let padded = event.channel.pads_records();
+            let mut writer = EventWriter::new(format, Plan::record(&event.ty, padded)?);
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
             }
@@ -182,7 +184,7 @@ impl Stream {
         for (channel, reader) in loaded.channels_mut().iter_mut().zip(readers) {
             loop {
                 let handed = channel.consume(BATCH, &mut |data: &[u8]| {
-                    if data.len() >= reader.writer.size() {
+                    if data.len() >= reader.writer.fixed() {
                         reader.writer.event(data, out);
                         reader.events += 1;
                     } else {
@@ -228,7 +230,7 @@ impl Stream {
         let short: u64 = self.readers.iter().map(|r| r.short).sum();
         if short > 0 {
             crate::note!(
-                "runner: {short} records were shorter than their event struct and were skipped"
+                "runner: {short} records were shorter than the fixed part of their event struct and were skipped"
             );
         }
         Stats {

@@ -10,6 +10,7 @@ pub(crate) mod pack;
 pub mod package;
 pub mod plan;
 pub(crate) mod source;
+pub(crate) mod tail;
 pub mod types;
 pub(crate) mod value;
 pub(crate) mod verify;

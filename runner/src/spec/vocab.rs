@@ -12,6 +12,15 @@ pub enum Channel {
     PerfEventArray,
 }
 
+impl Channel {
+    /// Whether the kernel rounds each record up to 8 bytes (with its size header), so a
+    /// record may end with a few bytes the program did not submit: a perf buffer does; a
+    /// ring buffer hands over exactly what was submitted.
+    pub fn pads_records(self) -> bool {
+        matches!(self, Channel::PerfEventArray)
+    }
+}
+
 /// How a map that is not an event stream is shown (from the tag `runner:view=<view>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
