@@ -1,40 +1,28 @@
 //! The one output layer. Each format (`-o table|json|csv`) is one implementation of
 //! [`Output`], in its own file, and prints both kinds of data the runner has: events of a
-//! channel (decoded through the struct's [`Plan`]) and map views (tables of key → value
-//! rows, histograms). Adding a format is one new file and one [`Format`] variant.
+//! channel (decoded through the struct's [`Plan`], driven by an [`EventWriter`]) and map
+//! views (tables of key → value rows, histograms, driven by a [`ViewWriter`]). Adding a
+//! format is one new file and one [`Format`] variant.
 //!
 //! Everything is appended to a caller's buffer, so a batch of events costs one write.
 
 mod clock;
 mod csv;
+mod format;
+mod hist;
 mod json;
 mod model;
 mod table;
 mod text;
+mod view;
 
-pub(crate) use clock::{Clock, Stamp};
-pub(crate) use model::{Histograms, MapTable, Output};
+pub(crate) use clock::Clock;
+pub use format::Format;
+pub(crate) use model::Output;
+pub use view::{ViewWriter, ViewWriterError};
 
 use crate::spec::plan::Plan;
 use model::Events;
-
-/// Output formats of `runner run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
-}
-
-impl Format {
-    pub(crate) fn output(self) -> Box<dyn Output> {
-        match self {
-            Format::Table => Box::new(table::Table),
-            Format::Json => Box::new(json::JsonLines),
-            Format::Csv => Box::new(csv::Csv::default()),
-        }
-    }
-}
 
 /// The events of one channel, printed in one format: what the event loop drives, and what
 /// the golden tests render through.

@@ -222,15 +222,23 @@ pub fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
     }
 }
 
-/// Column headers for a map's key or value: its top-level members, or `fallback` for a
+/// Column names for a map's key or value: its top-level members, or `fallback` for a
 /// value that is not a struct.
-pub(crate) fn plan_headers(plan: &Plan, fallback: &str) -> Vec<String> {
+pub(crate) fn plan_names(plan: &Plan, fallback: &str) -> Vec<String> {
     match &plan.root {
         Node::Record { fields } if !fields.is_empty() => {
-            fields.iter().map(|(n, _)| n.to_ascii_uppercase()).collect()
+            fields.iter().map(|(n, _)| n.clone()).collect()
         }
         _ => vec![fallback.to_string()],
     }
+}
+
+/// [`plan_names`] in upper case, for a table's header.
+pub(crate) fn plan_headers(plan: &Plan, fallback: &str) -> Vec<String> {
+    plan_names(plan, fallback)
+        .into_iter()
+        .map(|n| n.to_ascii_uppercase())
+        .collect()
 }
 
 /// The cells of a map's key or value, matching [`plan_headers`].

@@ -12,6 +12,7 @@ use super::invocation::Invocation;
 use super::views::MapView;
 use crate::channel::{self, Channel, LostCounter};
 use crate::kernel;
+use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Package};
 use crate::spec::verify::Verified;
 use crate::spec::vocab::DataSection;
@@ -34,13 +35,7 @@ impl Loaded {
         kernel::clear_log();
         let obj = open.load().map_err(|e| load_error(pkg, e))?;
         let channels = open_channels(pkg, &obj)?;
-        let mut views = Vec::new();
-        for map in &pkg.maps {
-            if map.view.is_some() {
-                let handle = handle(&obj, &map.name)?;
-                views.extend(MapView::new(map, handle)?);
-            }
-        }
+        let views = open_views(pkg, &run, &obj)?;
         Ok(Loaded {
             channels,
             views,
@@ -62,8 +57,8 @@ impl Loaded {
         &self.obj
     }
 
-    pub fn views(&self) -> &[MapView] {
-        &self.views
+    pub fn views_mut(&mut self) -> &mut [MapView] {
+        &mut self.views
     }
 
     pub fn channels_mut(&mut self) -> &mut [Box<dyn Channel>] {
@@ -78,6 +73,35 @@ fn handle(obj: &Object, name: &str) -> anyhow::Result<MapHandle> {
         .find(|m| m.name() == name)
         .with_context(|| format!("map `{name}` is missing after load"))?;
     Ok(MapHandle::try_from(&map)?)
+}
+
+/// The maps shown, each with its reader: chosen at run time, declared, or by default
+/// (`spec::mapview`). Defaults are announced, so a user knows where the rows come from.
+fn open_views(pkg: &Package, run: &Invocation, obj: &Object) -> anyhow::Result<Vec<MapView>> {
+    let chosen = mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &run.views);
+    let mut views = Vec::new();
+    for &(index, view) in &chosen {
+        let map = &pkg.maps[index];
+        let handle = handle(obj, &map.name)?;
+        views.push(MapView::new(map, view, run.format, handle)?);
+    }
+    let declared = pkg.maps.iter().any(|m| m.view.is_some());
+    if pkg.events.is_empty() && !declared && !chosen.is_empty() {
+        let shown: Vec<String> = chosen
+            .iter()
+            .map(|&(i, view)| format!("`{}` ({})", pkg.maps[i].name, view.name()))
+            .collect();
+        crate::note!(
+            "runner: no event channel; showing map {} at exit{} (choose with --view MAP=VIEW)",
+            shown.join(", "),
+            if run.interval.is_some() {
+                " and every --interval"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(views)
 }
 
 fn open_channels(pkg: &Package, obj: &Object) -> anyhow::Result<Vec<Box<dyn Channel>>> {

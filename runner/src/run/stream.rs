@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use super::attach::Attached;
 use super::load::Loaded;
 use super::poll::Poller;
-use crate::output::{Clock, EventWriter, Output};
+use crate::output::EventWriter;
 use crate::spec::plan::Plan;
 
 /// The longest an event waits in a buffer before it is printed.
@@ -71,9 +71,6 @@ struct Reader {
 /// The loop's own state; the channels and maps stay in [`Loaded`].
 struct Stream {
     readers: Vec<Reader>,
-    /// The format map views are printed in, and their clock.
-    views_output: Box<dyn Output>,
-    clock: Clock,
     out: Vec<u8>,
     stdout: ManuallyDrop<File>,
     poller: Poller,
@@ -94,7 +91,7 @@ pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
     let mut loaded = attached.detach();
     let result = result.and_then(|()| {
         stream.drain(&mut loaded)?;
-        stream.dump_views(&loaded);
+        stream.dump_views(&mut loaded, false);
         stream.flush()
     });
     stream.check_lost(&mut loaded);
@@ -130,8 +127,6 @@ impl Stream {
         }
         Ok(Stream {
             readers,
-            views_output: format.output(),
-            clock: Clock::new(),
             out,
             // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never
             // closes it.
@@ -162,7 +157,8 @@ impl Stream {
             self.drain(loaded)?;
             if let (Some(at), Some(every)) = (next_dump, interval) {
                 if Instant::now() >= at {
-                    self.dump_views(loaded);
+                    let clear = loaded.invocation().clear;
+                    self.dump_views(loaded, clear);
                     next_dump = at.checked_add(every).map(|next| next.max(Instant::now()));
                 }
             }
@@ -200,10 +196,10 @@ impl Stream {
         Ok(())
     }
 
-    fn dump_views(&mut self, loaded: &Loaded) {
-        let at = self.clock.now();
-        for view in loaded.views() {
-            view.dump(self.views_output.as_ref(), at, &mut self.out);
+    /// Print every map view; with `clear`, empty what was printed.
+    fn dump_views(&mut self, loaded: &mut Loaded, clear: bool) {
+        for view in loaded.views_mut() {
+            view.dump(clear, &mut self.out);
         }
     }
 
