@@ -1,7 +1,7 @@
 //! `-o csv`: a header row, then one row per event (RFC 4180 quoting). A map view is a
 //! header row, `time,map,` then the key's and the value's columns, and one row per entry;
-//! histograms have one row per bucket (`low,high,count` after the key and the labels), and
-//! one row with empty buckets for a key whose slots are all zero.
+//! histograms have one row per bucket (`bucket_low,bucket_high,bucket_count` after the key
+//! and the labels), and one row with empty buckets for a key whose slots are all zero.
 
 use super::clock::Stamp;
 use super::model::{Events, Histograms, MapTable, Output};
@@ -70,7 +70,7 @@ impl Output for Csv {
             names.extend(plan_names(h.key, "key"));
         }
         names.extend(h.labels.iter().map(|(n, _)| n.clone()));
-        names.extend(["low", "high", "count"].map(String::from));
+        names.extend(["bucket_low", "bucket_high", "bucket_count"].map(String::from));
         row(out, &names);
         for one in h.hists {
             let mut front = vec![h.at.hms().to_string(), h.map.to_string()];

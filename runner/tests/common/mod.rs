@@ -211,3 +211,55 @@ pub fn run_runner(args: &[&str]) -> Finished {
 pub fn cells(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
+
+/// Parse CSV as RFC 4180 reads it: records of fields, a field quoted when it holds a
+/// comma, a quote (doubled) or a line break. Panics on anything else (a stray quote, an
+/// unterminated field, a missing final line break), so a test that reads CSV this way
+/// checks its quoting too.
+pub fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if at_start => loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => panic!("unterminated quoted field in CSV:\n{text}"),
+                }
+            },
+            '"' => panic!("a quote inside an unquoted field in CSV:\n{text}"),
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                at_start = true;
+                continue;
+            }
+            '\n' => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+                at_start = true;
+                continue;
+            }
+            c => field.push(c),
+        }
+        at_start = false;
+        if let Some(&next) = chars.peek() {
+            assert!(
+                next == ',' || next == '\n' || c != '"',
+                "text after a closing quote in CSV:\n{text}"
+            );
+        }
+    }
+    assert!(
+        field.is_empty() && record.is_empty(),
+        "CSV does not end with a line break:\n{text}"
+    );
+    records
+}
