@@ -157,7 +157,7 @@ pub(super) fn sample_hz(target: &str) -> Option<u64> {
 
 /// `MAP=VIEW` of `--view`: a view by name, or `none`.
 fn view_choice(text: &str) -> Result<(String, Option<View>), String> {
-    let form = || format!("MAP=VIEW, VIEW being {} or none", View::names());
+    let form = || format!("MAP=VIEW, VIEW being {}", View::names_and("none"));
     let (map, view) = args::pair(text, &form())?;
     match View::from_name(&view) {
         Some(v) => Ok((map, Some(v))),

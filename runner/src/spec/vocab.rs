@@ -63,6 +63,12 @@ impl View {
             names[names.len() - 1]
         )
     }
+
+    /// The valid names and one more word: `table, log2_hist, linear_hist or none`.
+    pub fn names_and(last: &str) -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+        format!("{} or {last}", names.join(", "))
+    }
 }
 
 /// The section `runner build` anchors the program's own structs in (libbpf ignores it).
