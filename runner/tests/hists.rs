@@ -509,3 +509,52 @@ fn interval_clear_prints_each_call_once() {
     }
     assert_eq!(sum, totals(&CALLS), "{dumps:?}");
 }
+
+/// A package may declare views the object's tags do not (written by whoever built it):
+/// the runner takes a view the map's types allow, with its unit, and drops one they do not.
+#[test]
+fn declared_views_come_from_the_package() {
+    let mut pkg: Value =
+        serde_json::from_str(&std::fs::read_to_string(corpus_package("hists")).unwrap()).unwrap();
+    for map in pkg["maps"].as_array_mut().unwrap() {
+        match map["name"].as_str().unwrap() {
+            "start" => map["view"] = json!("table"),
+            "hists" => {
+                map["view"] = json!("log2_hist");
+                map["unit"] = json!("usecs");
+            }
+            "counts" => map["view"] = json!("log2_hist"),
+            _ => {}
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("declared.json");
+    std::fs::write(&path, serde_json::to_string(&pkg).unwrap()).unwrap();
+    let done = run_runner(&["info", path.to_str().unwrap()]);
+    assert!(done.status.success(), "{}", done.stderr);
+    let views: BTreeMap<String, String> = done
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "Maps:")
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .map(|l| {
+            let cells = common::cells(l);
+            (cells[0].to_string(), cells[5..].join(" "))
+        })
+        .collect();
+    let want: BTreeMap<String, String> = [
+        ("start", "table"),
+        ("hists", "log2_hist, in usecs"),
+        // counts has no slots: its declared log2_hist is dropped; and with views declared,
+        // no map is shown by default.
+        ("counts", "-"),
+        ("infos", "-"),
+        ("lat", "-"),
+        ("heap", "-"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(views, want, "{}", done.stdout);
+}
