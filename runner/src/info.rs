@@ -112,6 +112,31 @@ pub fn render(pkg: &Package) -> String {
         }
     }
 
+    maps(pkg, &mut out);
+
+    let _ = writeln!(out, "\nPrograms:");
+    for p in &pkg.programs {
+        let when = match &p.when {
+            Some(c) => format!("  (only when {} = {})", c.global, c.equals),
+            None => String::new(),
+        };
+        let target = if p.attach.target.is_empty() {
+            "(given at run time)"
+        } else {
+            &p.attach.target
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {} {target}{when}",
+            p.name,
+            serde_name(&p.attach.kind)
+        );
+    }
+    out
+}
+
+/// The maps, with the view each gets when nothing is chosen at run time.
+fn maps(pkg: &Package, out: &mut String) {
     let _ = writeln!(out, "\nMaps:");
     let _ = writeln!(
         out,
@@ -140,24 +165,4 @@ pub fn render(pkg: &Package) -> String {
             m.max_entries
         );
     }
-
-    let _ = writeln!(out, "\nPrograms:");
-    for p in &pkg.programs {
-        let when = match &p.when {
-            Some(c) => format!("  (only when {} = {})", c.global, c.equals),
-            None => String::new(),
-        };
-        let target = if p.attach.target.is_empty() {
-            "(given at run time)"
-        } else {
-            &p.attach.target
-        };
-        let _ = writeln!(
-            out,
-            "  {:<16} {} {target}{when}",
-            p.name,
-            serde_name(&p.attach.kind)
-        );
-    }
-    out
 }
