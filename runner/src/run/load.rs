@@ -86,7 +86,11 @@ fn open_views(pkg: &Package, run: &Invocation, obj: &Object) -> anyhow::Result<V
         views.push(MapView::new(map, view, run.format, handle)?);
     }
     let declared = pkg.maps.iter().any(|m| m.view.is_some());
-    if pkg.events.is_empty() && !declared && !chosen.is_empty() {
+    if pkg.events.is_empty() && chosen.is_empty() {
+        crate::note!(
+            "runner: no event channel and no map to show; --view MAP=VIEW shows one (`runner info` lists the maps)"
+        );
+    } else if pkg.events.is_empty() && !declared && run.views.is_empty() {
         let shown: Vec<String> = chosen
             .iter()
             .map(|&(i, view)| format!("`{}` ({})", pkg.maps[i].name, view.name()))
