@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::spec::mapview;
 use crate::spec::package::{serde_name, Flag, Package};
 use crate::spec::types::{Kind, Member, Type};
 
@@ -115,23 +116,7 @@ pub fn render(pkg: &Package) -> String {
         }
     }
 
-    let _ = writeln!(out, "\nMaps:");
-    let _ = writeln!(
-        out,
-        "  {:<16} {:<18} {:>6} {:>6} {:>10}",
-        "NAME", "TYPE", "KEY", "VALUE", "MAX"
-    );
-    for m in &pkg.maps {
-        let _ = writeln!(
-            out,
-            "  {:<16} {:<18} {:>6} {:>6} {:>10}",
-            m.name,
-            m.kind.name(),
-            m.key_size,
-            m.value_size,
-            m.max_entries
-        );
-    }
+    maps(pkg, &mut out);
 
     let _ = writeln!(out, "\nPrograms:");
     for p in &pkg.programs {
@@ -152,4 +137,36 @@ pub fn render(pkg: &Package) -> String {
         );
     }
     out
+}
+
+/// The maps, with the view each gets when nothing is chosen at run time.
+fn maps(pkg: &Package, out: &mut String) {
+    let _ = writeln!(out, "\nMaps:");
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<18} {:>6} {:>6} {:>10}  VIEW",
+        "NAME", "TYPE", "KEY", "VALUE", "MAX"
+    );
+    let shown = mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &[]);
+    for (i, m) in pkg.maps.iter().enumerate() {
+        let view = match shown.iter().find(|(at, _)| *at == i) {
+            Some((_, view)) if m.view.is_some() => view.name().to_string(),
+            Some((_, view)) => format!("{} (by default)", view.name()),
+            None => "-".to_string(),
+        };
+        let unit = m
+            .unit
+            .as_ref()
+            .map(|u| format!(", in {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<18} {:>6} {:>6} {:>10}  {view}{unit}",
+            m.name,
+            m.kind.name(),
+            m.key_size,
+            m.value_size,
+            m.max_entries
+        );
+    }
 }

@@ -99,9 +99,24 @@ pub struct Map {
     pub key: Option<Type>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Type>,
-    /// How the runner prints the map's contents, if it does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How the runner prints the map's contents, if it declares it (`spec::mapview`). A
+    /// view this runner does not know reads as none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_view"
+    )]
     pub view: Option<View>,
+    /// The unit of the values a histogram view counts (`usecs`), for its header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// A map's view: one this runner knows, or none (a newer runner's view is presentation
+/// an older one can do without).
+fn known_view<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<View>, D::Error> {
+    let name = Option::<String>::deserialize(d)?;
+    Ok(name.as_deref().and_then(View::from_name))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,14 +8,15 @@
 //! (the globals' sections, offsets and sizes; the layout of each event) the package is
 //! refused; where it disagrees on presentation (help, C spellings, which globals get a
 //! flag, defaults, maps, programs) the runner warns and goes on with what it derived. Only
-//! what the object cannot say (the name, the description, the help of globals) is taken
-//! from the manifest.
+//! what the object cannot say (the name, the description, the help of globals, and the
+//! view and unit of a map that the object does not tag) is taken from the manifest.
 
 use std::path::{Path, PathBuf};
 
 use crate::spec::eunomia;
+use crate::spec::mapview;
 use crate::spec::pack::{self, Description};
-use crate::spec::package::{Global, Package};
+use crate::spec::package::{Global, Map, Package};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -60,11 +61,12 @@ impl Verified {
             .iter()
             .map(|e| (e.map.clone(), e.struct_name.clone()))
             .collect();
-        let desc =
+        let mut desc =
             pack::describe(&object, None, &overrides).map_err(|source| VerifyError::BadObject {
                 path: path.into(),
                 source,
             })?;
+        adopt_map_views(&manifest, &mut desc.maps);
         if let Some(what) = unsafe_difference(&manifest, &desc) {
             return Err(VerifyError::Mismatch {
                 path: path.into(),
@@ -121,6 +123,22 @@ impl Verified {
     /// Where the manifest disagrees with the object on presentation, one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+}
+
+/// The view and unit the manifest declares for a map the object does not tag (written by
+/// a sidecar at build time, say), when the map's types allow that view.
+fn adopt_map_views(manifest: &Package, maps: &mut [Map]) {
+    for map in maps {
+        let Some(declared) = manifest.maps.iter().find(|m| m.name == map.name) else {
+            continue;
+        };
+        if map.view.is_none() {
+            map.view = declared.view.filter(|v| mapview::fits(map, *v).is_ok());
+        }
+        if map.unit.is_none() {
+            map.unit.clone_from(&declared.unit);
+        }
     }
 }
 

@@ -48,12 +48,8 @@ pub enum PackError {
         map: String,
         channels: String,
     },
-    #[error("map `{map}`: a {view} view needs {needs}")]
-    BadView {
-        map: String,
-        view: &'static str,
-        needs: &'static str,
-    },
+    #[error(transparent)]
+    BadView(#[from] crate::spec::mapview::ViewError),
     #[error("program `{program}`: tag `runner:{key}={global}` names no bool global")]
     BadCondition {
         program: String,
