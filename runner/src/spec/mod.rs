@@ -8,6 +8,7 @@ pub(crate) mod elf;
 pub(crate) mod eunomia;
 pub mod flags;
 pub mod mapview;
+pub mod names;
 pub(crate) mod pack;
 pub mod package;
 pub mod plan;
