@@ -4,7 +4,9 @@
 //! The BTF walker (`btf.rs`) produces these, the package stores them, the flag generator
 //! reads globals through them and the decoder (`plan.rs`) compiles them into readers.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::spec::vocab::ValueFormat;
 
 /// A type with its C spelling (`pid_t`, `struct event`, `char[16]`) and its resolved kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,42 @@ pub struct Member {
     pub bitfield: Option<Bitfield>,
     #[serde(rename = "type")]
     pub ty: Type,
+    /// How its values are shown, when the program declares it (for an array of numbers:
+    /// each element). A format this runner does not know reads as none: formats are
+    /// presentation.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_shown"
+    )]
+    pub shown: Option<Shown>,
+}
+
+/// A declared format (`runner:format=`, or `runner:names=`: only on request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    pub format: ValueFormat,
+    /// Shown only when the run asks for names (`runner run --names`); a number otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_request: bool,
+}
+
+/// A member's `shown` as a package spells it; `None` for a format this runner does not
+/// know.
+fn known_shown<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Shown>, D::Error> {
+    #[derive(Deserialize)]
+    struct Spelled {
+        format: String,
+        #[serde(default)]
+        on_request: bool,
+    }
+    let spelled = Option::<Spelled>::deserialize(d)?;
+    Ok(spelled.and_then(|s| {
+        Some(Shown {
+            format: ValueFormat::parse(&s.format).ok()?,
+            on_request: s.on_request,
+        })
+    }))
 }
 
 /// Where a bitfield's bits are, counted from the start of the enclosing struct.
