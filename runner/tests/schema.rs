@@ -309,6 +309,7 @@ fn member(name: &str, offset: u32, ty: Type) -> Member {
         offset,
         bitfield: None,
         ty,
+        shown: None,
     }
 }
 

@@ -353,7 +353,11 @@ fn table_rows(out: &str) -> Vec<Row> {
             let cells = common::cells(line);
             // A process may have an empty comm.
             assert!(cells.len() >= 5, "short row {line:?}");
-            assert!(is_hms(cells[0]), "TIME {:?} in {line:?}", cells[0]);
+            assert!(
+                common::is_time_of_day(cells[0]),
+                "TIME {:?} in {line:?}",
+                cells[0]
+            );
             let n = |i: usize| -> i64 {
                 cells[i]
                     .parse()
@@ -376,10 +380,10 @@ fn json_rows(out: &str) -> Vec<Row> {
             let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
             assert_eq!(
                 keys,
-                ["time", "pid", "tpid", "sig", "ret", "comm"],
+                ["@time", "pid", "tpid", "sig", "ret", "comm"],
                 "{line}"
             );
-            let time = obj["time"].as_str().unwrap();
+            let time = obj["@time"].as_str().unwrap();
             assert!(is_rfc3339_micros(time), "time {time:?}");
             let n = |k: &str| {
                 obj[k]
@@ -397,16 +401,16 @@ fn json_rows(out: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Parse CSV: header `time,pid,tpid,sig,ret,comm`, then one record per line.
+/// Parse CSV: header `@time,pid,tpid,sig,ret,comm`, then one record per line.
 fn csv_rows(out: &str) -> Vec<Row> {
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("time,pid,tpid,sig,ret,comm"));
+    assert_eq!(lines.next(), Some("@time,pid,tpid,sig,ret,comm"));
     lines
         .map(|line| {
             // A comm with a comma or a quote would be quoted; none of ours has one.
             let cells: Vec<&str> = line.splitn(6, ',').collect();
             assert_eq!(cells.len(), 6, "{line:?}");
-            assert!(is_hms(cells[0]), "time {:?}", cells[0]);
+            assert!(common::is_time_of_day(cells[0]), "time {:?}", cells[0]);
             let n = |i: usize| -> i64 { cells[i].parse().unwrap_or_else(|_| panic!("{line:?}")) };
             row(n(1), n(2), n(3), n(4), cells[5])
         })

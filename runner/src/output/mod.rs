@@ -12,6 +12,7 @@ mod format;
 mod hist;
 mod json;
 mod model;
+mod shown;
 mod table;
 mod text;
 mod view;

@@ -110,7 +110,9 @@ impl Stream {
         let mut readers = Vec::new();
         for event in &pkg.events {
             let padded = event.channel.pads_records();
-            let mut writer = EventWriter::new(format, Plan::record(&event.ty, padded)?);
+            let shows = loaded.invocation().shows;
+            let plan = Plan::record_showing(&event.ty, padded, shows)?;
+            let mut writer = EventWriter::new(format, plan);
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
             }

@@ -7,7 +7,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::output::{Format, ViewWriter, ViewWriterError};
 use crate::spec::package::{Map, View};
-use crate::spec::plan::{Node, Plan};
+use crate::spec::plan::{Node, Plan, Shows};
 use crate::spec::vocab::MapType;
 
 /// A map shown by the runner, and how to read it.
@@ -68,10 +68,11 @@ impl MapView {
         map: &Map,
         view: View,
         format: Format,
+        shows: Shows,
         handle: MapHandle,
     ) -> Result<MapView, ViewWriterError> {
         Ok(MapView {
-            writer: ViewWriter::new(format, map, view)?,
+            writer: ViewWriter::showing(format, map, view, shows)?,
             kind: map.kind,
             map: handle,
         })
@@ -161,6 +162,7 @@ mod tests {
             offset,
             bitfield: None,
             ty: u32_type(),
+            shown: None,
         };
         let ty = Type {
             c: "struct pair".into(),
