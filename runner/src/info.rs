@@ -45,9 +45,14 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
             Some(bf) => format!("bit {} +{}", bf.bit_offset, bf.bits),
             None => format!("{:>4} {:>4}", m.offset, m.ty.size()),
         };
+        let shown = match &m.shown {
+            Some(s) if s.on_request => format!(", shown as {} with --names", s.format),
+            Some(s) => format!(", shown as {}", s.format),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:indent$}{place:<10}  {name:<16} {} ({})",
+            "{:indent$}{place:<10}  {name:<16} {} ({}{shown})",
             "",
             m.ty.c,
             m.ty.summary(),

@@ -22,7 +22,8 @@ use runner::spec::package::{
     Attach, AttachKind, Channel, Condition, Embedded, Event, Global, Map, Package, Program, View,
     FORMAT_VERSION,
 };
-use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Type};
+use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Shown, Type};
+use runner::spec::vocab::ValueFormat;
 use serde_json::{json, Value};
 
 use common::{repo, run_runner, sigsnoop_package};
@@ -408,7 +409,13 @@ fn record(with_enums: bool) -> Type {
             }),
             ..member("high", 0, int("__u32", 4, false))
         },
-        member("c", 4, char_t.clone()),
+        Member {
+            shown: Some(Shown {
+                format: ValueFormat::Signal,
+                on_request: true,
+            }),
+            ..member("c", 4, char_t.clone())
+        },
         member("on", 5, ty("bool", Kind::Bool { size: 1 })),
         member("ratio", 8, ty("float", Kind::Float { size: 4 })),
         member("ptr", 16, ty("void *", Kind::Pointer { size: 8 })),

@@ -143,12 +143,13 @@ impl Clock {
             self.stamp.date_time = civil.date_time;
             self.stamp.zone = civil.zone;
         }
-        let ms = (nsec / 1_000_000).clamp(0, 999) as u8;
+        let ms = (nsec / 1_000_000).clamp(0, 999) as u16;
+        let digit = |d: u16| b'0' + d as u8;
         self.stamp.hms[8..].copy_from_slice(&[
             b'.',
-            b'0' + ms / 100,
-            b'0' + ms / 10 % 10,
-            b'0' + ms % 10,
+            digit(ms / 100),
+            digit(ms / 10 % 10),
+            digit(ms % 10),
         ]);
         self.stamp.nsec = nsec;
         &self.stamp
@@ -162,6 +163,8 @@ mod tests {
     #[test]
     fn frozen_clock_reads_in_utc_with_milliseconds() {
         let mut clock = Clock::new();
+        clock.freeze(1_700_000_000, 987_654_321);
+        assert_eq!(clock.now().hms(), "22:13:20.987");
         clock.freeze(1_700_000_000, 123_456_789);
         let stamp = clock.now();
         assert_eq!(stamp.hms(), "22:13:20.123");
