@@ -122,7 +122,10 @@ fn shown(format: &ValueFormat, raw: Raw, ktime: &Ktime, target: Target) -> Shown
             names::open_flags(v as u64, &mut s);
             s
         }
-        (ValueFormat::Ipv4 | ValueFormat::Ipv6 | ValueFormat::Ip(_), _) => address(raw),
+        (ValueFormat::Ipv4 | ValueFormat::Ipv6, _) => address(raw),
+        // `ip:<member>` whose member names no family the runner knows (the decoder hands
+        // IPv4 and IPv6 over as such): the bytes.
+        (ValueFormat::Ip(_), _) => hex(raw),
         _ => plain(raw),
     };
     Shown::text(text)
@@ -186,7 +189,6 @@ fn address(raw: Raw) -> String {
             bytes.copy_from_slice(b);
             Ipv6Addr::from(bytes).to_string()
         }
-        // An address whose family is neither IPv4 nor IPv6.
         other => hex(other),
     }
 }
