@@ -142,6 +142,16 @@ impl ObjectBtf {
         }
     }
 
+    /// The raw BTF entry `id`, for code that writes C declarations (`spec::kfuncs`).
+    pub(crate) fn entry(&self, id: u32) -> Result<&B> {
+        self.get(id)
+    }
+
+    /// The name of a named part of an entry: a parameter, a member.
+    pub(crate) fn part_name(&self, part: &dyn BtfType) -> String {
+        self.name_of(part)
+    }
+
     /// Every id that carries declaration tags, with its tags in BTF order.
     pub fn tagged(&self) -> impl Iterator<Item = (u32, &[String])> {
         self.tags.iter().map(|(id, tags)| (*id, tags.as_slice()))

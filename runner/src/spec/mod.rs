@@ -6,6 +6,7 @@
 pub(crate) mod btf;
 pub(crate) mod elf;
 pub mod flags;
+pub(crate) mod kfuncs;
 pub(crate) mod pack;
 pub mod package;
 pub mod plan;
