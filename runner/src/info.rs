@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::spec::package::{serde_name, Flag, Package};
+use crate::spec::package::{serde_name, AttachKind, Flag, Package};
 use crate::spec::types::{Kind, Member, Type};
 
 /// `pid@0 tpid@4 comm@16[16]`: a struct's members in one line.
@@ -135,10 +135,12 @@ pub fn render(pkg: &Package) -> String {
             Some(c) => format!("  (only when {} = {})", c.global, c.equals),
             None => String::new(),
         };
-        let target = if p.attach.target.is_empty() {
-            "(given at run time)"
-        } else {
-            &p.attach.target
+        let runtime = matches!(p.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
+            && !p.attach.target.contains(':');
+        let target = match p.attach.target.as_str() {
+            "" => "(given at run time)".to_string(),
+            function if runtime => format!("{function} (binary given at run time)"),
+            target => target.to_string(),
         };
         let _ = writeln!(
             out,

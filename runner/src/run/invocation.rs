@@ -96,11 +96,16 @@ impl Invocation {
             }
         }
         for (prog, on) in pkg.programs.iter().zip(&self.enabled) {
+            // `uprobe/readline` names a function but no binary: libbpf needs BINARY:FUNCTION.
             let needs = matches!(prog.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
-                && prog.attach.target.is_empty();
+                && !prog.attach.target.contains(':');
             if *on && needs && self.target_of(&prog.name).is_none() {
+                let function = match prog.attach.target.as_str() {
+                    "" => "<FUNCTION>",
+                    named => named,
+                };
                 return Err(format!(
-                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:<FUNCTION>",
+                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:{function}",
                     prog.name,
                     serde_name(&prog.attach.kind),
                     prog.name
