@@ -15,6 +15,7 @@ use crate::spec::btf::ObjectBtf;
 use crate::spec::kfuncs;
 use crate::spec::pack::{self, PackError, PackOptions};
 use crate::spec::package::Package;
+use crate::spec::sidecar::{Sidecar, SidecarError};
 use crate::spec::vocab::KEEP_SECTION;
 
 include!(concat!(env!("OUT_DIR"), "/bpf_headers.rs"));
@@ -41,6 +42,14 @@ pub enum BuildError {
     Compile { path: PathBuf, stderr: String },
     #[error("{tool} failed: {stderr}")]
     Tool { tool: String, stderr: String },
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+    #[error("sidecar `{path}`: {at}: {what}")]
+    Declaration {
+        path: PathBuf,
+        at: String,
+        what: String,
+    },
     #[error("cannot pack `{path}`")]
     Pack {
         path: PathBuf,
@@ -57,6 +66,47 @@ pub struct BuildOptions {
     pub cflags: Vec<String>,
     /// Keep the compiled object here too.
     pub object_out: Option<PathBuf>,
+    /// Where the sidecar is ([`Sidecar::beside`] the source when `None`).
+    pub sidecar: Option<PathBuf>,
+    /// Read no sidecar.
+    pub no_sidecar: bool,
+}
+
+/// The sidecar to pack with: the one named, else the one beside `source` if there is one.
+pub fn read_sidecar(
+    named: Option<&Path>,
+    source: &Path,
+) -> Result<Option<(PathBuf, Sidecar)>, SidecarError> {
+    let path = match named {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let beside = Sidecar::beside(source);
+            if !beside.exists() {
+                return Ok(None);
+            }
+            beside
+        }
+    };
+    Ok(Some((path.clone(), Sidecar::read(&path)?)))
+}
+
+/// Pack `object`, saying which sidecar a declaration error is about.
+pub fn pack_with(
+    object: &[u8],
+    opts: &PackOptions,
+    sidecar_path: Option<&Path>,
+) -> Result<Package, BuildError> {
+    pack::pack(object, opts).map_err(|e| match (e, sidecar_path) {
+        (PackError::Declaration { at, what }, Some(path)) => BuildError::Declaration {
+            path: path.to_path_buf(),
+            at,
+            what,
+        },
+        (source, _) => BuildError::Pack {
+            path: PathBuf::from(&opts.name),
+            source,
+        },
+    })
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
@@ -421,15 +471,28 @@ pub fn build(opts: &BuildOptions) -> Result<Package, BuildError> {
     if let Some(path) = &opts.object_out {
         std::fs::write(path, &bytes).map_err(io(format!("writing {}", path.display())))?;
     }
+    let sidecar = match opts.no_sidecar {
+        true => None,
+        false => read_sidecar(opts.sidecar.as_deref(), &opts.source)?,
+    };
     let pack_opts = PackOptions {
         name: stem_name(&source_path),
         source: Some(source_text),
         description: None,
         events: opts.events.clone(),
+        sidecar: sidecar.as_ref().map(|(_, s)| s.clone()),
     };
-    pack::pack(&bytes, &pack_opts).map_err(|source| BuildError::Pack {
-        path: opts.source.clone(),
-        source,
+    pack_with(
+        &bytes,
+        &pack_opts,
+        sidecar.as_ref().map(|(p, _)| p.as_path()),
+    )
+    .map_err(|e| match e {
+        BuildError::Pack { source, .. } => BuildError::Pack {
+            path: opts.source.clone(),
+            source,
+        },
+        e => e,
     })
 }
 

@@ -251,6 +251,22 @@ impl ObjectBtf {
         names
     }
 
+    /// Whether `volatile` qualifies type `id`, anywhere along its typedefs and qualifiers
+    /// (for an array, its elements': C puts `const volatile char s[16]`'s qualifiers there).
+    pub fn is_volatile(&self, mut id: u32) -> Result<bool> {
+        for _ in 0..MAX_DEPTH {
+            let ty = self.get(id)?;
+            match ty {
+                B::Volatile(_) => return Ok(true),
+                B::Typedef(_) | B::Const(_) | B::Restrict(_) | B::TypeTag(_) | B::Array(_) => {
+                    id = ty.as_btf_type().and_then(|t| t.get_type_id()).unwrap_or(0);
+                }
+                _ => return Ok(false),
+            }
+        }
+        Err(BtfError::TooDeep(id))
+    }
+
     /// Follow typedefs, qualifiers and type tags down to the type that has a shape.
     pub fn strip(&self, mut id: u32) -> Result<(u32, &B)> {
         for _ in 0..MAX_DEPTH {

@@ -22,7 +22,15 @@ pub fn unsettable_reason(ty: &Type) -> Option<&'static str> {
 
 /// Long options of `runner run` itself; a global of the same name gets no flag.
 pub const RUNNER_OPTIONS: &[&str] = &[
-    "output", "duration", "interval", "verbose", "attach", "help", "version",
+    "output",
+    "duration",
+    "interval",
+    "verbose",
+    "attach",
+    "no-program",
+    "map-size",
+    "help",
+    "version",
 ];
 
 /// The flag a global with this name and type becomes.

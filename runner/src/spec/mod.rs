@@ -10,6 +10,7 @@ pub(crate) mod kfuncs;
 pub(crate) mod pack;
 pub mod package;
 pub mod plan;
+pub mod sidecar;
 pub(crate) mod source;
 pub mod types;
 pub(crate) mod value;

@@ -12,13 +12,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::spec::pack::{self, Description};
+use crate::spec::pack::{self, Description, PackError};
 use crate::spec::package::{Global, Package};
+use crate::spec::sidecar::Sidecar;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("package `{path}`: the embedded object does not match the package's description ({what}); rebuild the package")]
     Mismatch { path: PathBuf, what: String },
+    #[error("package `{path}`: its declarations do not fit the embedded object: {what}")]
+    Declarations { path: PathBuf, what: String },
     #[error("package `{path}`: the embedded object is not usable")]
     BadObject {
         path: PathBuf,
@@ -28,6 +31,7 @@ pub enum VerifyError {
 }
 
 /// A package whose object is intact, described as the object says.
+#[derive(Clone)]
 pub struct Verified {
     path: PathBuf,
     pkg: Package,
@@ -49,10 +53,28 @@ impl Verified {
             .iter()
             .map(|e| (e.map.clone(), e.struct_name.clone()))
             .collect();
+        let declarations =
+            match &manifest.declarations {
+                Some(value) => Some(Sidecar::from_package(value).map_err(|what| {
+                    VerifyError::Declarations {
+                        path: path.into(),
+                        what,
+                    }
+                })?),
+                None => None,
+            };
         let desc =
-            pack::describe(&object, None, &overrides).map_err(|source| VerifyError::BadObject {
-                path: path.into(),
-                source,
+            pack::describe(&object, None, &overrides, declarations.as_ref()).map_err(|source| {
+                match source {
+                    PackError::Declaration { at, what } => VerifyError::Declarations {
+                        path: path.into(),
+                        what: format!("{at}: {what}"),
+                    },
+                    source => VerifyError::BadObject {
+                        path: path.into(),
+                        source,
+                    },
+                }
             })?;
         if let Some(what) = unsafe_difference(&manifest, &desc) {
             return Err(VerifyError::Mismatch {
@@ -69,6 +91,7 @@ impl Verified {
                 )
             })
             .collect();
+        let requires = desc.requires();
         let globals = desc
             .globals
             .into_iter()
@@ -78,11 +101,14 @@ impl Verified {
             })
             .collect();
         let pkg = Package {
+            requires,
             license: desc.license,
             globals,
+            switches: desc.switches,
             events: desc.events,
             maps: desc.maps,
             programs: desc.programs,
+            groups: desc.groups,
             ..manifest
         };
         Ok(Verified {

@@ -54,6 +54,10 @@ pub enum PackError {
         view: &'static str,
         needs: &'static str,
     },
+    /// A declaration (of a sidecar, or stored in a package) that does not fit the object;
+    /// `at` is where it is, like `programs.optional[2]`.
+    #[error("{at}: {what}")]
+    Declaration { at: String, what: String },
     #[error("program `{program}`: tag `runner:{key}={global}` names no bool global")]
     BadCondition {
         program: String,

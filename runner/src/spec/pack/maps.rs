@@ -22,6 +22,7 @@ pub(super) fn maps(btf: &ObjectBtf, tags: &Annotations) -> Result<Vec<(u32, Map)
                 key: None,
                 value: None,
                 view: None,
+                size: None,
             };
             let mut kind = 0;
             for (member, type_id) in btf.members(var.type_id)? {
@@ -59,7 +60,7 @@ pub(super) fn maps(btf: &ObjectBtf, tags: &Annotations) -> Result<Vec<(u32, Map)
 }
 
 /// Check that `map` can be shown as `view`.
-fn check_view(map: &Map, view: View) -> Result<(), PackError> {
+pub(super) fn check_view(map: &Map, view: View) -> Result<(), PackError> {
     let bad = |view, needs| PackError::BadView {
         map: map.name.clone(),
         view,
