@@ -35,5 +35,6 @@ pub mod compile;
 mod info;
 mod kernel;
 pub mod output;
+mod probe;
 mod run;
 pub mod spec;

@@ -12,6 +12,8 @@
 //! ```
 
 mod attach;
+mod choices;
+mod choose;
 mod configure;
 mod error;
 mod invocation;
@@ -24,9 +26,13 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::kernel;
+use crate::probe::{self, Hooks};
 use crate::spec::verify::Verified;
 use attach::Attached;
+use choose::Selection;
 use configure::Configured;
+use error::RunError;
+use invocation::Invocation;
 use load::Loaded;
 
 /// `runner run <PACKAGE> [OPTIONS]`.
@@ -40,10 +46,48 @@ pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
     let run = invocation::Invocation::parse(&package, args)?;
     kernel::capture_libbpf_log(run.verbose);
     kernel::check_privileges()?;
-    let configured = Configured::new(package, run)?;
-    let loaded = Loaded::new(configured)?;
-    let attached = Attached::new(loaded)?;
+    let attached = start(package, run, &probe::Kernel)?;
     let stats = stream::stream(attached)?;
     crate::note!("runner: {} events, {} lost", stats.events, stats.lost);
     Ok(())
+}
+
+/// Choose the programs this kernel can run, then configure, load and attach; a program
+/// that fails and may be left out (optional, or with an alternative) is, and the object
+/// is loaded again without it.
+fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::Result<Attached> {
+    let mut selection = Selection::new(run.enabled.clone());
+    let notes = selection
+        .choose(package.package(), hooks)
+        .map_err(anyhow::Error::msg)?;
+    for note in notes {
+        crate::note!("runner: {note}");
+    }
+    loop {
+        run.enabled = selection.enabled().to_vec();
+        let attempt = Configured::new(package.clone(), run.clone())
+            .and_then(Loaded::new)
+            .and_then(Attached::new);
+        let error = match attempt {
+            Ok(attached) => return Ok(attached),
+            Err(error) => error,
+        };
+        let Some(program) = error
+            .downcast_ref::<RunError>()
+            .and_then(RunError::program)
+            .map(str::to_string)
+        else {
+            return Err(error);
+        };
+        let text = error.to_string();
+        match selection.after_failure(package.package(), hooks, &program, &text) {
+            None => return Err(error),
+            Some(Err(why)) => return Err(error.context(why)),
+            Some(Ok(notes)) => {
+                for note in notes {
+                    crate::note!("runner: {note}");
+                }
+            }
+        }
+    }
 }
