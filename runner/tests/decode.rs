@@ -852,8 +852,9 @@ fn unsigned_128_bit_is_not_wrapped() {
 // The hand-built types against the BTF of the real corpus programs.
 
 /// The corpus programs, each one directory of `tests/fixtures/corpus`.
-const CORPUS: [&str; 8] = [
-    "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe",
+const CORPUS: [&str; 12] = [
+    "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe", "twins",
+    "sized", "declared", "kfunc",
 ];
 
 /// Every corpus program built with `runner::compile` (clang, no root), once. clang-19 and

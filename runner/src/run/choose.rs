@@ -16,6 +16,8 @@ pub(crate) struct Selection {
     failed: Vec<bool>,
     /// What loads.
     enabled: Vec<bool>,
+    /// The lines already returned, so deciding again does not repeat them.
+    said: Vec<String>,
 }
 
 /// `program `x` (tp_btf sched_switch)`.
@@ -34,6 +36,7 @@ impl Selection {
             failed: vec![false; allowed.len()],
             enabled: allowed.clone(),
             allowed,
+            said: Vec::new(),
         }
     }
 
@@ -112,6 +115,8 @@ impl Selection {
         if !pkg.programs.is_empty() && !self.enabled.contains(&true) {
             return Err("no program is left to load".into());
         }
+        notes.retain(|n| !self.said.contains(n));
+        self.said.extend(notes.iter().cloned());
         Ok(notes)
     }
 

@@ -79,7 +79,17 @@ fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::R
         else {
             return Err(error);
         };
-        let text = error.to_string();
+        let text = match error.downcast_ref::<RunError>() {
+            Some(RunError::Verifier { log, .. }) => {
+                // The reason is the last line before the verifier's statistics.
+                let reason = log
+                    .lines()
+                    .rev()
+                    .find(|l| !(l.starts_with("processed ") || l.starts_with("verification time")));
+                format!("the verifier rejected it: {}", reason.unwrap_or_default())
+            }
+            _ => error.to_string(),
+        };
         match selection.after_failure(package.package(), hooks, &program, &text) {
             None => return Err(error),
             Some(Err(why)) => return Err(error.context(why)),
