@@ -3,13 +3,20 @@
 //!
 //! ```text
 //!  Verified (spec::verify)  read, checksum verified, matched against the object's BTF
-//!  + Invocation             the command line: format, flag values, enabled programs
-//!  → Configured             opened from memory, globals written, programs enabled or not
+//!  + Invocation             the command line: format, flag values, switches, map sizes,
+//!                           programs its conditions and --no-program allow
+//!  + Selection (choose)     of each group the best program this kernel supports, optional
+//!                           programs whose hook is here (probe.rs)
+//!  → Configured             opened from memory, globals written, maps sized, programs
+//!                           enabled or not
 //!  → Loaded                 in the kernel; event channels and map views opened
 //!  → Attached               programs attached; dropping it detaches them
 //!  → stream                 events and map views printed until stopped; then detached,
 //!                           drained, unloaded
 //! ```
+//!
+//! A program that fails to load or attach and may be left out (optional, or with an
+//! alternative left) is: the selection decides again and the object is opened anew.
 
 mod attach;
 mod choices;
