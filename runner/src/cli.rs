@@ -1,6 +1,6 @@
-//! The command line: `build`, `pack`, `info` and `run`. Errors are printed once, as a
-//! chain, to stderr; exit codes are 0 (success, or a closed pipe), 1 (runtime failure),
-//! 2 (bad usage).
+//! The command line: `build`, `pack`, `info` and `run`, plus the registry commands of
+//! [`crate::oci::commands`]. Errors are printed once, as a chain, to stderr; exit codes
+//! are 0 (success, or a closed pipe), 1 (runtime failure), 2 (bad usage).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use crate::args;
 use crate::compile::{self, BuildOptions};
 use crate::info;
+use crate::oci::commands::{usage, RegistryCmd, StoreArgs, TransportArgs};
+use crate::oci::{self, PullOptions};
 use crate::run;
 use crate::spec::pack::PackOptions;
 use crate::spec::package::Package;
@@ -98,14 +100,24 @@ enum Cmd {
     },
     /// Show what a package contains: globals, events, maps, programs
     Info {
-        /// The package
-        package: PathBuf,
+        /// The package: a file, or an image reference (host[:port]/repo[:tag|@sha256:…])
+        package: OsString,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        transport: TransportArgs,
     },
     /// Load a package, attach its programs and print its events
+    #[command(
+        override_usage = "runner run [--store DIR] [--pull WHEN] [--policy FILE] [--insecure-registry HOST]... [--username USER --password-stdin] <PACKAGE> [PACKAGE OPTIONS]"
+    )]
     Run {
-        /// The package; its globals become options, see `runner run <PACKAGE> --help`
-        package: PathBuf,
+        /// The package (a file or an image reference); its globals become options, see
+        /// `runner run <PACKAGE> --help`. Registry options come before it.
+        package: OsString,
     },
+    #[command(flatten)]
+    Registry(RegistryCmd),
 }
 
 /// `--event MAP=STRUCT`; `struct ` before the name is optional.
@@ -201,15 +213,22 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             crate::note!("runner: wrote headers to {}", dir.display());
             Ok(())
         }
-        Cmd::Info { package } => {
-            let package = Verified::read(&package)?;
+        Cmd::Info {
+            package,
+            store,
+            transport,
+        } => {
+            let opts = store.pull_options(transport)?;
+            let resolved = oci::open_package(&package, &opts)?;
+            let package = Verified::from_bytes(&resolved.bytes, &resolved.display)?;
             for warning in package.warnings() {
                 crate::note!("runner: warning: {warning}");
             }
             print!("{}", info::render(package.package()));
             Ok(())
         }
-        Cmd::Run { package } => run::main(&package, &[]),
+        Cmd::Run { package } => run::main(&package, &[], &PullOptions::default()),
+        Cmd::Registry(cmd) => oci::commands::dispatch(cmd),
     }
 }
 
@@ -238,13 +257,22 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn main() -> i32 {
     // Arguments need not be UTF-8 (paths); clap and Path take them as they are.
     let args: Vec<OsString> = std::env::args_os().collect();
-    // `runner run <PACKAGE> ...`: the options after the package come from the package.
+    // `runner run [REGISTRY OPTIONS] <PACKAGE> ...`: the options after the package come
+    // from the package; registry options come before it (see `oci::leading_options`).
     let is_run = args.get(1).is_some_and(|a| a == "run");
-    let package_given = args
-        .get(2)
-        .is_some_and(|a| !a.as_encoded_bytes().starts_with(b"-"));
-    let result = if is_run && package_given {
-        run::main(Path::new(&args[2]), &args[3..])
+    let leading = match is_run.then(|| oci::leading_options(&args[2..])) {
+        Some(Err(e)) => return exit_code(Err(usage(e))),
+        Some(Ok((opts, rest)))
+            if rest
+                .first()
+                .is_some_and(|a| !a.as_encoded_bytes().starts_with(b"-")) =>
+        {
+            Some((opts, rest))
+        }
+        _ => None,
+    };
+    let result = if let Some((opts, rest)) = leading {
+        run::main(&rest[0], &rest[1..], &opts)
     } else {
         match Cli::try_parse_from(&args) {
             Ok(cli) => dispatch(cli.cmd),
@@ -254,6 +282,10 @@ pub fn main() -> i32 {
             }
         }
     };
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) if is_broken_pipe(&e) => 0,

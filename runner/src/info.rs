@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Choice, Entries, Flag, Package};
 use crate::spec::types::{Kind, Member, Type};
 
@@ -61,7 +62,11 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
 
 pub fn render(pkg: &Package) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {}", pkg.name, pkg.description);
+    if pkg.description.is_empty() {
+        let _ = writeln!(out, "{}", pkg.name);
+    } else {
+        let _ = writeln!(out, "{}: {}", pkg.name, pkg.description);
+    }
     let _ = writeln!(
         out,
         "license {:?}, object {} bytes, sha256 {}",
@@ -89,29 +94,7 @@ pub fn render(pkg: &Package) -> String {
         }
     }
 
-    let _ = writeln!(out, "\nMaps:");
-    let _ = writeln!(
-        out,
-        "  {:<16} {:<18} {:>6} {:>6} {:>10}",
-        "NAME", "TYPE", "KEY", "VALUE", "MAX"
-    );
-    for m in &pkg.maps {
-        let _ = writeln!(
-            out,
-            "  {:<16} {:<18} {:>6} {:>6} {:>10}",
-            m.name,
-            m.kind.name(),
-            m.key_size,
-            m.value_size,
-            m.max_entries
-        );
-        if let Some(size) = &m.size {
-            let _ = writeln!(out, "  {:<16} sized at run time: {}", "", size_text(size));
-        }
-        if let Some(view) = &m.view {
-            let _ = writeln!(out, "  {:<16} shown as {}", "", serde_name(view));
-        }
-    }
+    maps(pkg, &mut out);
 
     let _ = writeln!(out, "\nPrograms:");
     for p in &pkg.programs {
@@ -226,5 +209,40 @@ fn size_text(size: &Choice<Entries>) -> String {
             size_text(then),
             size_text(otherwise)
         ),
+    }
+}
+
+/// The maps, with the view each gets when nothing is chosen at run time.
+fn maps(pkg: &Package, out: &mut String) {
+    let _ = writeln!(out, "\nMaps:");
+    let _ = writeln!(
+        out,
+        "  {:<16} {:<18} {:>6} {:>6} {:>10}  VIEW",
+        "NAME", "TYPE", "KEY", "VALUE", "MAX"
+    );
+    let shown = mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &[]);
+    for (i, m) in pkg.maps.iter().enumerate() {
+        let view = match shown.iter().find(|(at, _)| *at == i) {
+            Some((_, view)) if m.view.is_some() => view.name().to_string(),
+            Some((_, view)) => format!("{} (by default)", view.name()),
+            None => "-".to_string(),
+        };
+        let unit = m
+            .unit
+            .as_ref()
+            .map(|u| format!(", in {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<18} {:>6} {:>6} {:>10}  {view}{unit}",
+            m.name,
+            m.kind.name(),
+            m.key_size,
+            m.value_size,
+            m.max_entries
+        );
+        if let Some(size) = &m.size {
+            let _ = writeln!(out, "  {:<16} sized at run time: {}", "", size_text(size));
+        }
     }
 }

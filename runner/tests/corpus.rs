@@ -960,6 +960,7 @@ fn views_table() {
 
     // The histograms: `low -> high : count |***|`, under `map <name>:` and `key = <k>`.
     let mut found: Vec<Hist> = Vec::new();
+    let mut headers: Vec<(String, String)> = Vec::new();
     let (mut map, mut key) = (String::new(), None);
     for line in &lines {
         if let Some(rest) = line
@@ -971,6 +972,9 @@ fn views_table() {
             key = None;
         } else if let Some(k) = line.strip_prefix("key = ") {
             key = Some(k.trim().parse().unwrap());
+        } else if line.contains(": count    distribution") {
+            // bcc's header: the unit `runner:unit` declares, else `value`.
+            headers.push((map.clone(), common::cells(line)[0].to_string()));
         } else if line.contains(" -> ") {
             let c = common::cells(line);
             let slot = (
@@ -991,6 +995,17 @@ fn views_table() {
         }
     }
     assert_eq!(found, views_expected(), "{}", done.stdout);
+    assert_eq!(
+        headers,
+        [
+            ("values", "value"),
+            ("by_bucket", "usecs"),
+            ("by_bucket", "usecs")
+        ]
+        .map(|(m, u)| (m.to_string(), u.to_string())),
+        "{}",
+        done.stdout
+    );
 }
 
 /// `--interval`: the views are printed every interval, and once more at exit.
@@ -1066,6 +1081,9 @@ fn views_json() {
             let mut v = json!({"map": map});
             if let Some(key) = key {
                 v["key"] = json!(key);
+            }
+            if map == "by_bucket" {
+                v["unit"] = json!("usecs");
             }
             v["buckets"] = json!(buckets);
             v

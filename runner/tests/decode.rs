@@ -303,14 +303,15 @@ impl Rec {
 /// Frozen time of every event: 2023-11-14T22:13:20.123456 UTC.
 const FIXED_TIME: (i64, i64) = (1_700_000_000, 123_456_789);
 
-fn render(format: Format, ty: &Type, records: &[Vec<u8>]) -> String {
-    let plan = Plan::compile(ty).unwrap_or_else(|e| panic!("{}: {e}", ty.c));
+/// Render records of `ty` as an event channel's; `padded`: as a perf buffer's.
+fn render(format: Format, ty: &Type, padded: bool, records: &[Vec<u8>]) -> String {
+    let plan = Plan::record(ty, padded).unwrap_or_else(|e| panic!("{}: {e}", ty.c));
     let mut renderer = EventWriter::new(format, plan);
     renderer.fix_time(FIXED_TIME.0, FIXED_TIME.1);
     let mut out = Vec::new();
     renderer.header(&mut out);
     for rec in records {
-        assert_eq!(rec.len(), renderer.size(), "record size of {}", ty.c);
+        assert!(rec.len() >= renderer.fixed(), "record size of {}", ty.c);
         renderer.event(rec, &mut out);
     }
     String::from_utf8(out).expect("renderers write UTF-8")
@@ -355,23 +356,40 @@ fn golden(name: &str, actual: &str) {
 
 /// Render `records` of `ty` in every format and compare with `golden/<name>.txt`.
 fn case(name: &str, ty: Type, records: Vec<Rec>) {
+    for rec in &records {
+        assert_eq!(rec.0.len() as u64, ty.size(), "record size of {}", ty.c);
+    }
+    case_on(name, ty, false, records)
+}
+
+/// [`case`] for records of any length (at least the fixed part of the struct), from a
+/// channel that pads them (`padded`, a perf buffer) or not.
+fn case_on(name: &str, ty: Type, padded: bool, records: Vec<Rec>) {
     let records: Vec<Vec<u8>> = records.into_iter().map(|r| r.0).collect();
+    let lengths: Vec<String> = records.iter().map(|r| r.len().to_string()).collect();
     let mut text = format!(
         "# {} ({} bytes), {} records\n",
         ty.c,
         ty.size(),
         records.len()
     );
+    if records.iter().any(|r| r.len() as u64 != ty.size()) {
+        text.push_str(&format!(
+            "# record lengths {}{}\n",
+            lengths.join(", "),
+            if padded { ", padded to 8 bytes" } else { "" }
+        ));
+    }
     for (title, format) in [
         ("table", Format::Table),
         ("json", Format::Json),
         ("csv", Format::Csv),
     ] {
         text.push_str(&format!("## {title}\n"));
-        text.push_str(&render(format, &ty, &records));
+        text.push_str(&render(format, &ty, padded, &records));
     }
     // Every JSON line is valid JSON.
-    for line in render(Format::Json, &ty, &records).lines() {
+    for line in render(Format::Json, &ty, padded, &records).lines() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("{name}: bad JSON ({e}): {line}"));
     }
@@ -745,6 +763,139 @@ fn scalar_root() {
     );
 }
 
+/// execsnoop's shape: a fixed part, then a char array of NUL-separated strings of which a
+/// record carries only what was submitted (`offsetof(args) + args_size` bytes).
+fn exec_event() -> Type {
+    structure(
+        "struct exec_event",
+        92,
+        vec![
+            m("pid", 0, s32()),
+            m("retval", 4, s32()),
+            m("args_size", 8, u32_()),
+            m("comm", 12, chars(16)),
+            m("args", 28, chars(64)),
+        ],
+    )
+}
+
+/// An exec_event carrying `args` (NUL-separated, as submitted), cut after them.
+fn exec_record(pid: i32, comm: &[u8], args: &[u8]) -> Rec {
+    Rec::new(28 + args.len())
+        .put(0, &pid.to_le_bytes())
+        .put(8, &(args.len() as u32).to_le_bytes())
+        .put(12, comm)
+        .put(28, args)
+}
+
+#[test]
+fn variable_length_records() {
+    case_on(
+        "varlen",
+        exec_event(),
+        false,
+        vec![
+            // argv with a space inside one argument.
+            exec_record(100, b"ls", b"ls\0-l\0/tmp/a dir\0"),
+            // An empty argument between two others is kept.
+            exec_record(101, b"sh", b"sh\0\0-c\0"),
+            // No arguments at all: exactly the fixed part.
+            exec_record(102, b"none", b""),
+            // A ring buffer hands over exactly what was submitted: an unterminated last
+            // string is data.
+            exec_record(103, b"cat", b"cat\0file"),
+            // Quotes, commas, control characters and invalid UTF-8 in arguments.
+            exec_record(104, b"echo", b"echo\0a,b\0say \"hi\"\0tab\there\0\xff\0"),
+            // As long as the struct: no length was given, so text up to the first NUL
+            // (what follows may be left over from an earlier event).
+            Rec::filled(92, b'x')
+                .put(0, &105i32.to_le_bytes())
+                .put(4, &0i32.to_le_bytes())
+                .put(8, &64u32.to_le_bytes())
+                .put(12, b"full\0")
+                .put(28, b"first\0second\0"),
+        ],
+    );
+}
+
+#[test]
+fn variable_length_records_from_a_perf_buffer() {
+    // The kernel pads a perf record (with its 4-byte size) to 8 bytes; on some kernels
+    // the padding holds whatever the buffer held before.
+    let padded = |args: &[u8], pad: &[u8]| {
+        let rec = exec_record(200, b"ls", args);
+        let len = rec.0.len() + pad.len();
+        assert_eq!((len + 4) % 8, 0, "pad {args:?} to 8 bytes");
+        let mut bytes = rec.0;
+        bytes.extend_from_slice(pad);
+        Rec(bytes)
+    };
+    case_on(
+        "varlen_perf",
+        exec_event(),
+        true,
+        vec![
+            padded(b"ls\0-l\0", b"xy"),
+            padded(b"ls\0", b"abcde"),
+            padded(b"ls\0-la\0", b"\0"),
+            padded(b"true\0", b"\0\0\0"),
+        ],
+    );
+}
+
+#[test]
+fn variable_length_arrays_of_numbers() {
+    let ty = structure(
+        "struct samples",
+        28,
+        vec![m("n", 0, u32_()), m("vals", 4, array(u32_(), 6))],
+    );
+    let rec = |vals: &[u32], extra: &[u8]| {
+        let mut bytes: Vec<u8> = (vals.len() as u32).to_le_bytes().to_vec();
+        for v in vals {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes.extend_from_slice(extra);
+        Rec(bytes)
+    };
+    case_on(
+        "varlen_numbers",
+        ty,
+        false,
+        vec![
+            rec(&[7, 8], b""),
+            // Only whole elements: two bytes of a third are not one.
+            rec(&[7, 8], b"\x09\x00"),
+            rec(&[], b""),
+            rec(&[1, 2, 3, 4, 5, 6], b""),
+        ],
+    );
+    // A flexible array member (`__u64 ips[]`): the struct ends where it starts, and a
+    // record holds as many elements as it carries.
+    let flexible = structure(
+        "struct stack",
+        8,
+        vec![m("depth", 0, u32_()), m("ips", 8, array(u64_(), 0))],
+    );
+    let stack = |ips: &[u64]| {
+        let mut bytes = vec![0u8; 8];
+        bytes[..4].copy_from_slice(&(ips.len() as u32).to_le_bytes());
+        for ip in ips {
+            bytes.extend_from_slice(&ip.to_le_bytes());
+        }
+        Rec(bytes)
+    };
+    case_on(
+        "varlen_flexible",
+        flexible,
+        false,
+        vec![
+            stack(&[]),
+            stack(&[0xffff_ffff_8100_0000, 0xffff_ffff_8100_0010]),
+        ],
+    );
+}
+
 /// The records the corpus test `scalars_*` makes the program write (see corpus.rs).
 #[test]
 fn corpus_scalars() {
@@ -844,7 +995,12 @@ fn unsigned_128_bit_is_not_wrapped() {
         16,
         vec![m("u128", 0, int("unsigned __int128", 16, false))],
     );
-    let out = render(Format::Json, &ty, &[u128::MAX.to_le_bytes().to_vec()]);
+    let out = render(
+        Format::Json,
+        &ty,
+        false,
+        &[u128::MAX.to_le_bytes().to_vec()],
+    );
     assert!(out.contains(&format!("\"u128\":{}", u128::MAX)), "{out}");
 }
 
@@ -852,9 +1008,9 @@ fn unsigned_128_bit_is_not_wrapped() {
 // The hand-built types against the BTF of the real corpus programs.
 
 /// The corpus programs, each one directory of `tests/fixtures/corpus`.
-const CORPUS: [&str; 12] = [
-    "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe", "twins",
-    "sized", "declared", "kfunc",
+const CORPUS: [&str; 14] = [
+    "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe", "varlen",
+    "hists", "twins", "sized", "declared", "kfunc",
 ];
 
 /// Every corpus program built with `runner::compile` (clang, no root), once. clang-19 and

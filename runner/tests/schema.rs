@@ -353,7 +353,7 @@ fn variant_counts() -> [(&'static str, usize); 3] {
         Channel::Ringbuf | Channel::PerfEventArray => 2,
     };
     let view = match View::Table {
-        View::Table | View::Log2Hist => 2,
+        View::Table | View::Log2Hist | View::LinearHist => 3,
     };
     [("AttachKind", attach), ("Channel", channel), ("View", view)]
 }
@@ -504,6 +504,7 @@ fn full_package(with_enums: bool) -> Package {
         key,
         value,
         view,
+        unit: view.filter(|v| *v != View::Table).map(|_| "usecs".into()),
         size: (name == "future").then(|| Choice::If {
             flag: "kill_only".into(),
             then: Box::new(Choice::Is(Entries::PidMax)),
@@ -521,7 +522,7 @@ fn full_package(with_enums: bool) -> Package {
             elem: Box::new(int("__u64", 8, false)),
         },
     );
-    let [table, log2_hist] = [0, 1].map(|i| Some(variants::<View>("View")[i]));
+    let [table, log2_hist, linear_hist] = [0, 1, 2].map(|i| Some(variants::<View>("View")[i]));
     Package {
         format_version: FORMAT_VERSION,
         // Only ever validated, never run: no runner implements it.
@@ -559,8 +560,15 @@ fn full_package(with_enums: bool) -> Package {
                 "latency",
                 "array",
                 Some(int("__u32", 4, false)),
-                Some(counts),
+                Some(counts.clone()),
                 log2_hist,
+            ),
+            map(
+                "depths",
+                "percpu_array",
+                Some(int("__u32", 4, false)),
+                Some(counts),
+                linear_hist,
             ),
             map("future", "type_99", None, None, None),
         ],

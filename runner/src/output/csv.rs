@@ -1,16 +1,27 @@
 //! `-o csv`: a header row, then one row per event (RFC 4180 quoting). A map view is a
-//! header row and one row per entry, each starting with the map's name; histograms are
-//! drawn as text, as in a table.
+//! header row, `time,map,` then the key's and the value's columns, and one row per entry;
+//! histograms have one row per bucket (`bucket_low,bucket_high,bucket_count` after the key
+//! and the labels), and one row with empty buckets for a key whose slots are all zero.
 
 use super::clock::Stamp;
 use super::model::{Events, Histograms, MapTable, Output};
-use super::table::text_histograms;
-use super::text::{csv_cell, plan_cells, plan_headers, TextSink};
+use super::text::{cell, csv_cell, plan_cells, plan_names, TextSink};
 
 #[derive(Default)]
 pub(super) struct Csv {
     /// One cell, rendered before it is quoted.
     cell: Vec<u8>,
+}
+
+/// One row: the cells, quoted where they must be.
+fn row<S: AsRef<[u8]>>(out: &mut Vec<u8>, cells: impl IntoIterator<Item = S>) {
+    for (i, c) in cells.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        csv_cell(out, c.as_ref());
+    }
+    out.push(b'\n');
 }
 
 impl Output for Csv {
@@ -42,22 +53,47 @@ impl Output for Csv {
     }
 
     fn map_table(&self, t: &MapTable, out: &mut Vec<u8>) {
-        let header = [plan_headers(t.key, "KEY"), plan_headers(t.value, "VALUE")].concat();
-        let rows = t
-            .entries
-            .iter()
-            .map(|(k, v)| [plan_cells(t.key, k), plan_cells(t.value, v)].concat());
-        for row in std::iter::once(header).chain(rows) {
-            out.extend_from_slice(t.map.as_bytes());
-            for cell in row {
-                out.push(b',');
-                csv_cell(out, cell.as_bytes());
-            }
-            out.push(b'\n');
+        let front = ["time".to_string(), "map".to_string()];
+        let names = [plan_names(t.key, "key"), plan_names(t.value, "value")].concat();
+        row(out, front.iter().chain(&names));
+        for (k, v) in t.entries {
+            let front = [t.at.hms().to_string(), t.map.to_string()];
+            let cells = [plan_cells(t.key, k), plan_cells(t.value, v)].concat();
+            row(out, front.iter().chain(&cells));
         }
     }
 
     fn histograms(&self, h: &Histograms, out: &mut Vec<u8>) {
-        text_histograms(h, out);
+        let keyed = h.hists.iter().any(|one| one.key.is_some());
+        let mut names = vec!["time".to_string(), "map".to_string()];
+        if keyed {
+            names.extend(plan_names(h.key, "key"));
+        }
+        names.extend(h.labels.iter().map(|(n, _)| n.clone()));
+        names.extend(["bucket_low", "bucket_high", "bucket_count"].map(String::from));
+        row(out, &names);
+        for one in h.hists {
+            let mut front = vec![h.at.hms().to_string(), h.map.to_string()];
+            if let Some(key) = &one.key {
+                front.extend(plan_cells(h.key, key));
+            }
+            for (_, node) in h.labels {
+                front.push(cell(|s| node.visit(&one.value, 0, s)));
+            }
+            let used = one.used();
+            if used.is_empty() {
+                row(
+                    out,
+                    front
+                        .iter()
+                        .chain(&[String::new(), String::new(), String::new()]),
+                );
+            }
+            for (i, count) in used.iter().enumerate() {
+                let (low, high) = h.scale.bounds(i);
+                let bucket = [low.to_string(), high.to_string(), count.to_string()];
+                row(out, front.iter().chain(&bucket));
+            }
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! `-o json`: one JSON object per line, for jq and log shippers. An event is an object
 //! keyed by member name after `time` (RFC 3339, microseconds); a map view is an object
-//! with its entries or its histogram buckets.
+//! with its entries, or one object per histogram with its key, labels, unit and buckets.
 
 use std::io::Write as _;
 
 use super::clock::Stamp;
-use super::model::{bounds, Events, Histograms, MapTable, Output};
+use super::model::{Events, Histograms, MapTable, Output};
 use super::text::{json_string, JsonSink};
 use crate::spec::plan::Sink as _;
 
@@ -48,17 +48,33 @@ impl Output for JsonLines {
         out.extend_from_slice(b"]}\n");
     }
 
+    /// `{"time","map","key","value":{labels},"unit","buckets":[{"low","high","count"}]}`
+    /// per histogram, buckets up to the last used one; `key`, `value` and `unit` only
+    /// when there are some.
     fn histograms(&self, h: &Histograms, out: &mut Vec<u8>) {
-        for (key, slots) in h.hists {
+        for one in h.hists {
             head(out, h.at, h.map);
-            if let Some(key) = key {
+            if let Some(key) = &one.key {
                 out.extend_from_slice(b",\"key\":");
                 h.key.visit(key, &mut JsonSink(out));
             }
+            if !h.labels.is_empty() {
+                out.extend_from_slice(b",\"value\":");
+                let mut sink = JsonSink(out);
+                sink.begin_record();
+                for (i, (name, node)) in h.labels.iter().enumerate() {
+                    sink.field(name, i == 0);
+                    node.visit(&one.value, 0, &mut sink);
+                }
+                sink.end_record();
+            }
+            if let Some(unit) = h.unit {
+                out.extend_from_slice(b",\"unit\":");
+                json_string(out, unit.as_bytes());
+            }
             out.extend_from_slice(b",\"buckets\":[");
-            let last = slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
-            for (i, count) in slots[..last].iter().enumerate() {
-                let (low, high) = bounds(i);
+            for (i, count) in one.used().iter().enumerate() {
+                let (low, high) = h.scale.bounds(i);
                 let _ = write!(
                     out,
                     "{}{{\"low\":{low},\"high\":{high},\"count\":{count}}}",

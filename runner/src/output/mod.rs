@@ -1,40 +1,28 @@
 //! The one output layer. Each format (`-o table|json|csv`) is one implementation of
 //! [`Output`], in its own file, and prints both kinds of data the runner has: events of a
-//! channel (decoded through the struct's [`Plan`]) and map views (tables of key → value
-//! rows, histograms). Adding a format is one new file and one [`Format`] variant.
+//! channel (decoded through the struct's [`Plan`], driven by an [`EventWriter`]) and map
+//! views (tables of key → value rows, histograms, driven by a [`ViewWriter`]). Adding a
+//! format is one new file and one [`Format`] variant.
 //!
 //! Everything is appended to a caller's buffer, so a batch of events costs one write.
 
 mod clock;
 mod csv;
+mod format;
+mod hist;
 mod json;
 mod model;
 mod table;
 mod text;
+mod view;
 
-pub(crate) use clock::{Clock, Stamp};
-pub(crate) use model::{Histograms, MapTable, Output};
+pub(crate) use clock::Clock;
+pub use format::Format;
+pub(crate) use model::Output;
+pub use view::{ViewWriter, ViewWriterError};
 
 use crate::spec::plan::Plan;
 use model::Events;
-
-/// Output formats of `runner run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-    Csv,
-}
-
-impl Format {
-    pub(crate) fn output(self) -> Box<dyn Output> {
-        match self {
-            Format::Table => Box::new(table::Table),
-            Format::Json => Box::new(json::JsonLines),
-            Format::Csv => Box::new(csv::Csv::default()),
-        }
-    }
-}
 
 /// The events of one channel, printed in one format: what the event loop drives, and what
 /// the golden tests render through.
@@ -45,6 +33,7 @@ pub struct EventWriter {
 }
 
 impl EventWriter {
+    /// A writer for records decoded by `plan` (see [`Plan::record`]).
     pub fn new(format: Format, plan: Plan) -> Self {
         EventWriter {
             events: Events::new(plan),
@@ -71,14 +60,21 @@ impl EventWriter {
         self.output.header(&self.events, out);
     }
 
-    /// Render one record, which must hold at least [`size`](Self::size) bytes.
+    /// Render one record, which must hold at least [`fixed`](Self::fixed) bytes; a
+    /// shorter record than the struct is a variable-length one (`spec::tail`).
     pub fn event(&mut self, rec: &[u8], out: &mut Vec<u8>) {
         let at = self.clock.now();
         self.output.event(&self.events, at, rec, out);
     }
 
-    /// The size of the struct: shorter records cannot be decoded.
+    /// The size of the struct.
     pub fn size(&self) -> usize {
         self.events.size
+    }
+
+    /// The fixed part of the struct (before its trailing array): shorter records cannot
+    /// be decoded.
+    pub fn fixed(&self) -> usize {
+        self.events.fixed
     }
 }

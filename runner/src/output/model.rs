@@ -10,7 +10,7 @@ use crate::spec::plan::{Node, Plan};
 pub(crate) trait Output {
     /// What goes before the first event of `events`, if anything.
     fn header(&self, events: &Events, out: &mut Vec<u8>);
-    /// One event: `rec` holds at least `events.size` bytes.
+    /// One event: `rec` holds at least `events.fixed` bytes.
     fn event(&mut self, events: &Events, at: &Stamp, rec: &[u8], out: &mut Vec<u8>);
     /// A map view as key → value rows.
     fn map_table(&self, table: &MapTable, out: &mut Vec<u8>);
@@ -32,6 +32,8 @@ pub(crate) struct Column {
 /// What the formats know about the events of one channel.
 pub(crate) struct Events {
     pub size: usize,
+    /// The shortest record that can be decoded.
+    pub fixed: usize,
     pub columns: Vec<Column>,
     /// Which channel's struct this is, shown when a package has several.
     pub label: Option<String>,
@@ -51,6 +53,7 @@ impl Events {
             .collect();
         Events {
             size: plan.size,
+            fixed: plan.fixed,
             columns,
             label: None,
         }
@@ -62,7 +65,7 @@ impl Events {
     }
 }
 
-/// A map view at one instant, as rows of (key bytes, value bytes).
+/// A map view at one instant, as rows of (key bytes, value bytes), in the order shown.
 pub(crate) struct MapTable<'a> {
     pub map: &'a str,
     pub at: &'a Stamp,
@@ -71,20 +74,57 @@ pub(crate) struct MapTable<'a> {
     pub entries: &'a [(Vec<u8>, Vec<u8>)],
 }
 
-/// A map view at one instant, as log2 histograms: one per key (`Some(key bytes)`), or one
-/// for the whole map (`None`), each a list of slot counts.
+/// How a histogram's slots divide the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// Slot `i` counts the values from 2^i to 2^(i+1) - 1 (slot 0: 0 and 1).
+    Log2,
+    /// Slot `i` counts the value `i`.
+    Linear,
+}
+
+impl Scale {
+    /// The values counted in slot `i`: (low, high).
+    pub fn bounds(self, i: usize) -> (u64, u64) {
+        match self {
+            Scale::Linear => (i as u64, i as u64),
+            Scale::Log2 if i == 0 => (0, 1),
+            Scale::Log2 => {
+                let low = 1u64.checked_shl(i as u32).unwrap_or(u64::MAX);
+                (low, low.saturating_mul(2).saturating_sub(1))
+            }
+        }
+    }
+}
+
+/// A map view at one instant, as histograms: one per key, or one for a map keyed by slot.
 pub(crate) struct Histograms<'a> {
     pub map: &'a str,
     pub at: &'a Stamp,
+    pub scale: Scale,
+    /// What the slots count (`usecs`), when the package says.
+    pub unit: Option<&'a str>,
     pub key: &'a Plan,
-    pub hists: &'a [(Option<Vec<u8>>, Vec<u64>)],
+    /// The value's members other than the slots, read from [`Hist::value`]: shown with
+    /// each key (bcc's `comm`, hardirqs' count and total time).
+    pub labels: &'a [(String, Node)],
+    pub hists: &'a [Hist],
 }
 
-/// The values counted in slot `i` of a log2 histogram: 0..=1, 2..=3, 4..=7, ...
-pub(crate) fn bounds(i: usize) -> (u64, u64) {
-    if i == 0 {
-        return (0, 1);
+/// One histogram.
+pub(crate) struct Hist {
+    /// Its key; none for the one histogram of a map keyed by slot.
+    pub key: Option<Vec<u8>>,
+    /// The whole value, which the labels read; empty when there are none.
+    pub value: Vec<u8>,
+    /// The count in each slot.
+    pub slots: Vec<u64>,
+}
+
+impl Hist {
+    /// The slots up to the last one that counted anything (none when all are zero).
+    pub fn used(&self) -> &[u64] {
+        let end = self.slots.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+        &self.slots[..end]
     }
-    let low = 1u64.checked_shl(i as u32).unwrap_or(u64::MAX);
-    (low, low.saturating_mul(2).saturating_sub(1))
 }

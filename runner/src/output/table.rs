@@ -4,11 +4,9 @@
 use std::io::Write as _;
 
 use super::clock::Stamp;
-use super::model::{bounds, Events, Histograms, MapTable, Output};
+use super::hist;
+use super::model::{Events, Histograms, MapTable, Output};
 use super::text::{pad, plan_cells, plan_headers, TextSink};
-
-/// Width of the star bar of a histogram.
-const BAR: usize = 40;
 
 pub(super) struct Table;
 
@@ -77,61 +75,15 @@ impl Output for Table {
         }
     }
 
+    /// `<time> map <name>:`, then per histogram a line naming its key and labels (bcc's
+    /// `pid = 42 bash`) and the histogram, unless every slot is zero.
     fn histograms(&self, h: &Histograms, out: &mut Vec<u8>) {
-        text_histograms(h, out);
-    }
-}
-
-/// Histograms as text, under a title: also what CSV prints for them.
-pub(super) fn text_histograms(h: &Histograms, out: &mut Vec<u8>) {
-    let _ = writeln!(out, "\n{} map {}:", h.at.hms(), h.map);
-    for (key, slots) in h.hists {
-        if let Some(key) = key {
-            let _ = writeln!(
-                out,
-                "\n{} = {}",
-                plan_headers(h.key, "key").join(","),
-                plan_cells(h.key, key).join(",")
-            );
+        let _ = writeln!(out, "\n{} map {}:", h.at.hms(), h.map);
+        for one in h.hists {
+            if let Some(label) = hist::label(h, one) {
+                let _ = writeln!(out, "\n{label}");
+            }
+            hist::draw(h.scale, &one.slots, h.unit, out);
         }
-        draw_log2(slots, out);
-    }
-}
-
-/// Draw slots as bcc does: `low -> high : count |*****     |`, up to the last used slot.
-pub(crate) fn draw_log2(slots: &[u64], out: &mut Vec<u8>) {
-    let Some(last) = slots.iter().rposition(|&c| c > 0) else {
-        let _ = writeln!(out, "(empty)");
-        return;
-    };
-    let max = slots.iter().copied().max().unwrap_or(1).max(1);
-    let _ = writeln!(out, "{:>24} : {:<8} distribution", "value", "count");
-    for (i, &count) in slots[..=last].iter().enumerate() {
-        let (low, high) = bounds(i);
-        let stars = (count as u128 * BAR as u128 / max as u128) as usize;
-        let _ = writeln!(
-            out,
-            "{low:>10} -> {high:<10} : {count:<8} |{}{}|",
-            "*".repeat(stars),
-            " ".repeat(BAR - stars)
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log2_hist_like_bcc() {
-        let mut out = Vec::new();
-        draw_log2(&[1, 0, 4, 2], &mut out);
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5);
-        assert!(lines[1].starts_with("         0 -> 1          : 1        |**********          "));
-        assert!(lines[3]
-            .contains("4 -> 7          : 4        |****************************************|"));
-        assert!(lines[4].contains("8 -> 15         : 2        |********************"));
     }
 }

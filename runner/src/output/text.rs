@@ -121,7 +121,8 @@ impl Sink for JsonSink<'_> {
 }
 
 /// Writes a value as plain text for a table or CSV cell: strings raw (control characters
-/// replaced), byte arrays in hex, nested values as `{a=1,b=[1,2]}`.
+/// replaced), the strings of a variable-length record joined by spaces (as execsnoop
+/// prints argv), byte arrays in hex, nested values as `{a=1,b=[1,2]}`.
 pub struct TextSink<'a>(pub &'a mut Vec<u8>);
 
 impl Sink for TextSink<'_> {
@@ -139,6 +140,14 @@ impl Sink for TextSink<'_> {
                     self.0.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 }
             }
+        }
+    }
+    fn strings(&mut self, s: &[u8]) {
+        for (i, one) in s.split(|&b| b == 0).enumerate() {
+            if i > 0 {
+                self.0.push(b' ');
+            }
+            self.text(one);
         }
     }
     fn bytes(&mut self, b: &[u8]) {
@@ -177,7 +186,7 @@ pub(crate) fn natural_width(node: &Node) -> usize {
         Node::Text { len, .. } => len.saturating_sub(1).clamp(4, 16),
         Node::Bytes { len, .. } => (len * 2).min(32),
         Node::Pointer { .. } => 18,
-        Node::Array { .. } | Node::Record { .. } => 16,
+        Node::Array { .. } | Node::Record { .. } | Node::Trailing { .. } => 16,
     }
 }
 
@@ -213,15 +222,23 @@ pub fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
     }
 }
 
-/// Column headers for a map's key or value: its top-level members, or `fallback` for a
+/// Column names for a map's key or value: its top-level members, or `fallback` for a
 /// value that is not a struct.
-pub(crate) fn plan_headers(plan: &Plan, fallback: &str) -> Vec<String> {
+pub(crate) fn plan_names(plan: &Plan, fallback: &str) -> Vec<String> {
     match &plan.root {
         Node::Record { fields } if !fields.is_empty() => {
-            fields.iter().map(|(n, _)| n.to_ascii_uppercase()).collect()
+            fields.iter().map(|(n, _)| n.clone()).collect()
         }
         _ => vec![fallback.to_string()],
     }
+}
+
+/// [`plan_names`] in upper case, for a table's header.
+pub(crate) fn plan_headers(plan: &Plan, fallback: &str) -> Vec<String> {
+    plan_names(plan, fallback)
+        .into_iter()
+        .map(|n| n.to_ascii_uppercase())
+        .collect()
 }
 
 /// The cells of a map's key or value, matching [`plan_headers`].

@@ -20,6 +20,8 @@ pub enum RunError {
         /// The program libbpf said failed, if it said.
         program: Option<String>,
     },
+    #[error("`{name}` has no program to attach: nothing would be traced")]
+    NothingToAttach { name: String },
     #[error(
         "failed to attach program `{program}` to {} {target}: {error}",
         serde_name(kind)
@@ -40,7 +42,7 @@ impl RunError {
                 Some(program).filter(|p| !p.is_empty()).map(String::as_str)
             }
             RunError::Load { program, .. } => program.as_deref(),
-            RunError::Open { .. } => None,
+            RunError::Open { .. } | RunError::NothingToAttach { .. } => None,
         }
     }
 }

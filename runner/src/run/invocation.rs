@@ -11,7 +11,8 @@ use super::choices::{self, Choices};
 use crate::args;
 use crate::output::Format;
 use crate::spec::flags;
-use crate::spec::package::{serde_name, AttachKind, Flag, Package};
+use crate::spec::mapview;
+use crate::spec::package::{serde_name, AttachKind, Flag, Package, View};
 use crate::spec::verify::Verified;
 
 /// What the command line asked for, and what follows from it.
@@ -21,6 +22,10 @@ pub(crate) struct Invocation {
     pub duration: Option<Duration>,
     /// Print map views this often (they are always printed at exit).
     pub interval: Option<Duration>,
+    /// `--view MAP=VIEW`, in order: how map MAP is shown, or not at all (`none`).
+    pub views: Vec<(String, Option<View>)>,
+    /// `--clear`: empty the shown maps after each interval's print.
+    pub clear: bool,
     pub verbose: bool,
     /// `--attach PROG=TARGET`, in order.
     pub attach: Vec<(String, String)>,
@@ -59,6 +64,11 @@ impl Invocation {
             format: *matches.get_one::<Format>("output").expect("has a default"),
             duration: matches.get_one::<Duration>("duration").copied(),
             interval: matches.get_one::<Duration>("interval").copied(),
+            views: matches
+                .get_many::<(String, Option<View>)>("view")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            clear: matches.get_flag("clear"),
             verbose: matches.get_flag("verbose"),
             attach: matches
                 .get_many::<(String, String)>("attach")
@@ -69,8 +79,32 @@ impl Invocation {
             choices,
         };
         invocation.enabled = enabled(pkg, &invocation.values, &invocation.choices);
-        invocation.check_attach(pkg).map_err(usage)?;
+        invocation
+            .check_attach(pkg)
+            .and_then(|()| invocation.check_views(pkg))
+            .map_err(usage)?;
         Ok(invocation)
+    }
+
+    /// `--view` names maps of this package, with views their types allow.
+    fn check_views(&self, pkg: &Package) -> Result<(), String> {
+        for (name, view) in &self.views {
+            let Some(map) = pkg.maps.iter().find(|m| &m.name == name) else {
+                let names: Vec<&str> = pkg.maps.iter().map(|m| m.name.as_str()).collect();
+                return Err(format!(
+                    "--view names map `{name}`, which this package does not have (its maps: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ));
+            };
+            if let Some(view) = view {
+                mapview::fits(map, *view).map_err(|e| format!("--view {name}: {e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The `--attach` target given for program `name`.
@@ -138,6 +172,17 @@ pub(super) fn sample_hz(target: &str) -> Option<u64> {
     (hz > 0).then_some(hz)
 }
 
+/// `MAP=VIEW` of `--view`: a view by name, or `none`.
+fn view_choice(text: &str) -> Result<(String, Option<View>), String> {
+    let form = || format!("MAP=VIEW, VIEW being {}", View::names_and("none"));
+    let (map, view) = args::pair(text, &form())?;
+    match View::from_name(&view) {
+        Some(v) => Ok((map, Some(v))),
+        None if view == "none" => Ok((map, None)),
+        None => Err(format!("unknown view `{view}`; expected {}", form())),
+    }
+}
+
 /// Which programs load, by index: those whose condition holds for the flags of this run
 /// and that `--no-program` does not leave out.
 fn enabled(pkg: &Package, values: &[(usize, Vec<u8>)], choices: &Choices) -> Vec<bool> {
@@ -190,6 +235,21 @@ pub(crate) fn command(package: &Verified) -> Command {
                 .value_name("SECONDS")
                 .value_parser(args::interval)
                 .help("Print the package's map views this often (they are always printed at exit)"),
+        ))
+        .arg(runner_option(
+            Arg::new("view")
+                .long("view")
+                .value_name("MAP=VIEW")
+                .action(ArgAction::Append)
+                .value_parser(view_choice)
+                .help("Show map MAP as a table, log2_hist or linear_hist, or not at all (none), whatever the package says"),
+        ))
+        .arg(runner_option(
+            Arg::new("clear")
+                .long("clear")
+                .action(ArgAction::SetTrue)
+                .requires("interval")
+                .help("Empty the shown maps after each --interval print, so each shows that interval alone (as bcc tools do; default: counts add up over the run)"),
         ))
         .arg(runner_option(
             Arg::new("attach")

@@ -12,6 +12,7 @@ use super::invocation::Invocation;
 use super::views::MapView;
 use crate::channel::{self, Channel, LostCounter};
 use crate::kernel;
+use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Package};
 use crate::spec::verify::Verified;
 use crate::spec::vocab::DataSection;
@@ -21,6 +22,8 @@ pub(crate) struct Loaded {
     // Readers go before the object they read.
     channels: Vec<Box<dyn Channel>>,
     views: Vec<MapView>,
+    /// Which maps are shown and why, said once tracing starts.
+    views_note: Option<String>,
     package: Verified,
     run: Invocation,
     obj: Object,
@@ -34,16 +37,11 @@ impl Loaded {
         kernel::clear_log();
         let obj = open.load().map_err(|e| load_error(pkg, e))?;
         let channels = open_channels(pkg, &obj)?;
-        let mut views = Vec::new();
-        for map in &pkg.maps {
-            if map.view.is_some() {
-                let handle = handle(&obj, &map.name)?;
-                views.extend(MapView::new(map, handle)?);
-            }
-        }
+        let (views, views_note) = open_views(pkg, &run, &obj)?;
         Ok(Loaded {
             channels,
             views,
+            views_note,
             package,
             run,
             obj,
@@ -62,8 +60,13 @@ impl Loaded {
         &self.obj
     }
 
-    pub fn views(&self) -> &[MapView] {
-        &self.views
+    /// Which maps are shown and why, when the user did not choose.
+    pub fn views_note(&self) -> Option<&str> {
+        self.views_note.as_deref()
+    }
+
+    pub fn views_mut(&mut self) -> &mut [MapView] {
+        &mut self.views
     }
 
     pub fn channels_mut(&mut self) -> &mut [Box<dyn Channel>] {
@@ -78,6 +81,44 @@ fn handle(obj: &Object, name: &str) -> anyhow::Result<MapHandle> {
         .find(|m| m.name() == name)
         .with_context(|| format!("map `{name}` is missing after load"))?;
     Ok(MapHandle::try_from(&map)?)
+}
+
+/// The maps shown, each with its reader: chosen at run time, declared, or by default
+/// (`spec::mapview`). Defaults are announced, so a user knows where the rows come from.
+fn open_views(
+    pkg: &Package,
+    run: &Invocation,
+    obj: &Object,
+) -> anyhow::Result<(Vec<MapView>, Option<String>)> {
+    let chosen = mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &run.views);
+    let mut views = Vec::new();
+    for &(index, view) in &chosen {
+        let map = &pkg.maps[index];
+        let handle = handle(obj, &map.name)?;
+        views.push(MapView::new(map, view, run.format, handle)?);
+    }
+    let declared = pkg.maps.iter().any(|m| m.view.is_some());
+    let mut note = None;
+    if pkg.events.is_empty() && chosen.is_empty() {
+        note = Some(
+            "runner: no event channel and no map to show; --view MAP=VIEW shows one (`runner info` lists the maps)".to_string()
+        );
+    } else if pkg.events.is_empty() && !declared && run.views.is_empty() {
+        let shown: Vec<String> = chosen
+            .iter()
+            .map(|&(i, view)| format!("`{}` ({})", pkg.maps[i].name, view.name()))
+            .collect();
+        note = Some(format!(
+            "runner: no event channel; showing map {} at exit{} (choose with --view MAP=VIEW)",
+            shown.join(", "),
+            if run.interval.is_some() {
+                " and every --interval"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok((views, note))
 }
 
 fn open_channels(pkg: &Package, obj: &Object) -> anyhow::Result<Vec<Box<dyn Channel>>> {

@@ -29,10 +29,10 @@ mod poll;
 mod stream;
 mod views;
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
 
 use crate::kernel;
+use crate::oci::{self, PullOptions};
 use crate::probe::{self, Hooks};
 use crate::spec::verify::Verified;
 use attach::Attached;
@@ -42,11 +42,13 @@ use error::RunError;
 use invocation::Invocation;
 use load::Loaded;
 
-/// `runner run <PACKAGE> [OPTIONS]`.
-pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
+/// `runner run [REGISTRY OPTIONS] <PACKAGE> [OPTIONS]`: the package is a file or an image
+/// reference, verified per the trust policy before anything loads.
+pub fn main(package: &OsStr, args: &[OsString], pull: &PullOptions) -> anyhow::Result<()> {
     // Keep libbpf quiet until we know whether --verbose was asked for.
     kernel::capture_libbpf_log(false);
-    let package = Verified::read(path)?;
+    let resolved = oci::open_package(package, pull)?;
+    let package = Verified::from_bytes(&resolved.bytes, &resolved.display)?;
     for warning in package.warnings() {
         crate::note!("runner: warning: {warning}");
     }

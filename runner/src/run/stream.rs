@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use super::attach::Attached;
 use super::load::Loaded;
 use super::poll::Poller;
-use crate::output::{Clock, EventWriter, Output};
+use crate::output::EventWriter;
 use crate::spec::plan::Plan;
 
 /// The longest an event waits in a buffer before it is printed.
@@ -61,7 +61,8 @@ pub(crate) struct Stats {
 struct Reader {
     writer: EventWriter,
     events: u64,
-    /// Records shorter than their struct: counted, never shown as garbage.
+    /// Records shorter than the fixed part of their struct: counted, never shown as
+    /// garbage.
     short: u64,
     /// Losses already reported.
     lost: u64,
@@ -70,9 +71,6 @@ struct Reader {
 /// The loop's own state; the channels and maps stay in [`Loaded`].
 struct Stream {
     readers: Vec<Reader>,
-    /// The format map views are printed in, and their clock.
-    views_output: Box<dyn Output>,
-    clock: Clock,
     out: Vec<u8>,
     stdout: ManuallyDrop<File>,
     poller: Poller,
@@ -89,11 +87,14 @@ pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
         "runner: {}: {programs} programs attached; tracing, Ctrl-C to stop",
         attached.loaded().package().package().name,
     );
+    if let Some(note) = attached.loaded().views_note() {
+        crate::note!("{note}");
+    }
     let result = stream.run(attached.loaded());
     let mut loaded = attached.detach();
     let result = result.and_then(|()| {
         stream.drain(&mut loaded)?;
-        stream.dump_views(&loaded);
+        stream.dump_views(&mut loaded, false);
         stream.flush()
     });
     stream.check_lost(&mut loaded);
@@ -108,7 +109,8 @@ impl Stream {
         let mut out = Vec::with_capacity(1 << 18);
         let mut readers = Vec::new();
         for event in &pkg.events {
-            let mut writer = EventWriter::new(format, Plan::compile(&event.ty)?);
+            let padded = event.channel.pads_records();
+            let mut writer = EventWriter::new(format, Plan::record(&event.ty, padded)?);
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
             }
@@ -128,8 +130,6 @@ impl Stream {
         }
         Ok(Stream {
             readers,
-            views_output: format.output(),
-            clock: Clock::new(),
             out,
             // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never
             // closes it.
@@ -160,7 +160,8 @@ impl Stream {
             self.drain(loaded)?;
             if let (Some(at), Some(every)) = (next_dump, interval) {
                 if Instant::now() >= at {
-                    self.dump_views(loaded);
+                    let clear = loaded.invocation().clear;
+                    self.dump_views(loaded, clear);
                     next_dump = at.checked_add(every).map(|next| next.max(Instant::now()));
                 }
             }
@@ -182,7 +183,7 @@ impl Stream {
         for (channel, reader) in loaded.channels_mut().iter_mut().zip(readers) {
             loop {
                 let handed = channel.consume(BATCH, &mut |data: &[u8]| {
-                    if data.len() >= reader.writer.size() {
+                    if data.len() >= reader.writer.fixed() {
                         reader.writer.event(data, out);
                         reader.events += 1;
                     } else {
@@ -198,10 +199,10 @@ impl Stream {
         Ok(())
     }
 
-    fn dump_views(&mut self, loaded: &Loaded) {
-        let at = self.clock.now();
-        for view in loaded.views() {
-            view.dump(self.views_output.as_ref(), at, &mut self.out);
+    /// Print every map view; with `clear`, empty what was printed.
+    fn dump_views(&mut self, loaded: &mut Loaded, clear: bool) {
+        for view in loaded.views_mut() {
+            view.dump(clear, &mut self.out);
         }
     }
 
@@ -228,7 +229,7 @@ impl Stream {
         let short: u64 = self.readers.iter().map(|r| r.short).sum();
         if short > 0 {
             crate::note!(
-                "runner: {short} records were shorter than their event struct and were skipped"
+                "runner: {short} records were shorter than the fixed part of their event struct and were skipped"
             );
         }
         Stats {

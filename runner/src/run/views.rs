@@ -1,76 +1,20 @@
-//! Maps that are not event streams (counts per key, latency histograms), read at an
-//! interval and at exit: their entries (per-CPU values summed), sorted, as a key → value
-//! table or as power-of-two histograms, handed to the output layer. Keys and values go
-//! through the same decoder as events.
+//! Maps shown by the runner (counts per key, latency histograms), read at an interval and
+//! at exit: their entries, per-CPU values summed, handed to the map's [`ViewWriter`], and,
+//! with `--clear`, emptied after each interval's print as bcc tools do (hash maps lose the
+//! keys printed; array maps, whose keys cannot go, are zeroed).
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::output::{Histograms, MapTable, Output, Stamp};
+use crate::output::{Format, ViewWriter, ViewWriterError};
 use crate::spec::package::{Map, View};
-use crate::spec::plan::{Node, Plan, PlanError, Sink};
-use crate::spec::types::{Kind, Type};
+use crate::spec::plan::{Node, Plan};
+use crate::spec::vocab::MapType;
 
-fn void_type() -> Type {
-    Type {
-        c: "void".into(),
-        kind: Kind::Struct {
-            size: 0,
-            members: Vec::new(),
-        },
-    }
-}
-
-/// A map shown by the runner, with decoders for its keys and values.
+/// A map shown by the runner, and how to read it.
 pub(crate) struct MapView {
-    name: String,
-    view: View,
-    key: Plan,
-    value: Plan,
-    value_ty: Type,
-    percpu: bool,
+    writer: ViewWriter,
+    kind: MapType,
     map: MapHandle,
-}
-
-/// Collects integers from a decoded value (a count, or the slots of a histogram).
-struct Numbers(Vec<u64>);
-
-impl Sink for Numbers {
-    fn int(&mut self, v: i64) {
-        self.0.push(v.max(0) as u64)
-    }
-    fn uint(&mut self, v: u64) {
-        self.0.push(v)
-    }
-    fn int128(&mut self, v: i128) {
-        self.0.push(v.clamp(0, i128::from(u64::MAX)) as u64)
-    }
-    fn uint128(&mut self, v: u128) {
-        self.0.push(v.min(u128::from(u64::MAX)) as u64)
-    }
-    fn bool(&mut self, v: bool) {
-        self.0.push(u64::from(v))
-    }
-    fn float(&mut self, v: f64) {
-        self.0.push(v.max(0.0) as u64)
-    }
-    fn text(&mut self, _: &[u8]) {}
-    fn bytes(&mut self, b: &[u8]) {
-        self.0.extend(b.iter().map(|&x| u64::from(x)))
-    }
-    fn enum_name(&mut self, _: &str) {}
-    fn pointer(&mut self, _: u64) {}
-    fn begin_list(&mut self) {}
-    fn item(&mut self, _: bool) {}
-    fn end_list(&mut self) {}
-    fn begin_record(&mut self) {}
-    fn field(&mut self, _: &str, _: bool) {}
-    fn end_record(&mut self) {}
-}
-
-fn numbers(plan: &Plan, bytes: &[u8]) -> Vec<u64> {
-    let mut n = Numbers(Vec::new());
-    plan.visit(bytes, &mut n);
-    n.0
 }
 
 /// Where the integers of a value are (offset, size), found through its decoder: the fields
@@ -119,108 +63,79 @@ fn sum_percpu(plan: &Plan, copies: &[Vec<u8>]) -> Vec<u8> {
 }
 
 impl MapView {
-    /// The view of `map`, if it has one, reading the map through `handle`.
-    pub fn new(map: &Map, handle: MapHandle) -> Result<Option<MapView>, PlanError> {
-        let Some(view) = map.view else {
-            return Ok(None);
-        };
-        let key_ty = map.key.clone().unwrap_or_else(void_type);
-        let value_ty = map.value.clone().unwrap_or_else(void_type);
-        Ok(Some(MapView {
-            name: map.name.clone(),
-            view,
-            key: Plan::compile(&key_ty)?,
-            value: Plan::compile(&value_ty)?,
-            value_ty,
-            percpu: map.kind.is_percpu(),
+    /// `map` shown as `view` in `format`, read through `handle`.
+    pub fn new(
+        map: &Map,
+        view: View,
+        format: Format,
+        handle: MapHandle,
+    ) -> Result<MapView, ViewWriterError> {
+        Ok(MapView {
+            writer: ViewWriter::new(format, map, view)?,
+            kind: map.kind,
             map: handle,
-        }))
+        })
     }
 
     /// Every (key, value) of the map, per-CPU values summed.
     fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let (key_size, value_size) = self.writer.sizes();
         let mut out = Vec::new();
         for key in self.map.keys() {
-            let value = if self.percpu {
+            let value = if self.kind.is_percpu() {
                 self.map
                     .lookup_percpu(&key, MapFlags::ANY)
                     .ok()
                     .flatten()
-                    .filter(|copies| copies.iter().all(|c| c.len() >= self.value.size))
-                    .map(|copies| sum_percpu(&self.value, &copies))
+                    .filter(|copies| copies.iter().all(|c| c.len() >= value_size))
+                    .map(|copies| sum_percpu(self.writer.value_plan(), &copies))
             } else {
                 self.map.lookup(&key, MapFlags::ANY).ok().flatten()
             };
-            if let Some(value) =
-                value.filter(|v| v.len() >= self.value.size && key.len() >= self.key.size)
-            {
+            if let Some(value) = value.filter(|v| v.len() >= value_size && key.len() >= key_size) {
                 out.push((key, value));
             }
         }
         out
     }
 
-    /// Print the map's current contents.
-    pub fn dump(&self, output: &dyn Output, at: &Stamp, out: &mut Vec<u8>) {
-        let mut entries = self.entries();
-        // Biggest first when the value is a count; otherwise in key order.
-        if matches!(self.value_ty.kind, Kind::Int { .. }) && self.view == View::Table {
-            entries.sort_by(|a, b| {
-                numbers(&self.value, &b.1)
-                    .cmp(&numbers(&self.value, &a.1))
-                    .then(a.0.cmp(&b.0))
-            });
+    /// Print the map's current contents; with `clear`, empty what was printed.
+    pub fn dump(&mut self, clear: bool, out: &mut Vec<u8>) {
+        let entries = self.entries();
+        let keys: Vec<Vec<u8>> = if clear {
+            entries.iter().map(|(k, _)| k.clone()).collect()
         } else {
-            entries.sort();
-        }
-        match self.view {
-            View::Table => output.map_table(
-                &MapTable {
-                    map: &self.name,
-                    at,
-                    key: &self.key,
-                    value: &self.value,
-                    entries: &entries,
-                },
-                out,
-            ),
-            View::Log2Hist => output.histograms(
-                &Histograms {
-                    map: &self.name,
-                    at,
-                    key: &self.key,
-                    hists: &self.histograms(&entries),
-                },
-                out,
-            ),
+            Vec::new()
+        };
+        self.writer.render(entries, out);
+        for key in keys {
+            self.clear(&key);
         }
     }
 
-    /// Histograms: one per key (value = slots), or one for the whole map (key = slot).
-    fn histograms(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<(Option<Vec<u8>>, Vec<u64>)> {
-        if matches!(self.value_ty.kind, Kind::Array { .. }) {
-            return entries
-                .iter()
-                .map(|(k, v)| (Some(k.clone()), numbers(&self.value, v)))
-                .collect();
+    /// Delete `key`, or zero its value in an array map. A failure (the program deleted
+    /// it first) is nothing to report.
+    fn clear(&self, key: &[u8]) {
+        let arrays = matches!(self.kind, MapType::Array | MapType::PercpuArray);
+        if !arrays {
+            let _ = self.map.delete(key);
+        } else if self.kind.is_percpu() {
+            let size = self.map.value_size() as usize;
+            let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1);
+            let zeros = vec![vec![0u8; size]; cpus];
+            let _ = self.map.update_percpu(key, &zeros, MapFlags::ANY);
+        } else {
+            let zeros = vec![0u8; self.map.value_size() as usize];
+            let _ = self.map.update(key, &zeros, MapFlags::ANY);
         }
-        let mut slots = Vec::new();
-        for (k, v) in entries {
-            let slot = numbers(&self.key, k).first().copied().unwrap_or(0) as usize;
-            if slot < 64 {
-                if slots.len() <= slot {
-                    slots.resize(slot + 1, 0);
-                }
-                slots[slot] += numbers(&self.value, v).first().copied().unwrap_or(0);
-            }
-        }
-        vec![(None, slots)]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::spec::types::{Kind, Type};
 
     fn u32_type() -> Type {
         Type {

@@ -25,6 +25,8 @@ pub const RUNNER_OPTIONS: &[&str] = &[
     "output",
     "duration",
     "interval",
+    "view",
+    "clear",
     "verbose",
     "attach",
     "no-program",

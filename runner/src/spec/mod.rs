@@ -5,13 +5,16 @@
 
 pub(crate) mod btf;
 pub(crate) mod elf;
+pub(crate) mod eunomia;
 pub mod flags;
 pub(crate) mod kfuncs;
+pub mod mapview;
 pub(crate) mod pack;
 pub mod package;
 pub mod plan;
 pub mod sidecar;
 pub(crate) mod source;
+pub(crate) mod tail;
 pub mod types;
 pub(crate) mod value;
 pub(crate) mod verify;

@@ -183,13 +183,28 @@ pub struct Map {
     pub key: Option<Type>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Type>,
-    /// How the runner prints the map's contents, if it does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How the runner prints the map's contents, if it declares it (`spec::mapview`). A
+    /// view this runner does not know reads as none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_view"
+    )]
     pub view: Option<View>,
+    /// The unit of the values a histogram view counts (`usecs`), for its header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// The size to create the map with, when the object leaves it to userspace: a number,
     /// `pid_max`, `ncpus`, or a choice on a flag (`{"if", "then", "else"}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Choice<Entries>>,
+}
+
+/// A map's view: one this runner knows, or none (a newer runner's view is presentation
+/// an older one can do without).
+fn known_view<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<View>, D::Error> {
+    let name = Option::<String>::deserialize(d)?;
+    Ok(name.as_deref().and_then(View::from_name))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,11 +331,15 @@ impl Package {
     /// Read and check a package: JSON, format version, then the embedded object's size
     /// and checksum. Returns the package and the object bytes.
     pub fn read(path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
-        let text = std::fs::read(path).map_err(|source| PackageError::Read {
+        Self::from_slice(&Self::read_bytes(path)?, path)
+    }
+
+    /// The bytes of the package file at `path`.
+    pub fn read_bytes(path: &Path) -> Result<Vec<u8>, PackageError> {
+        std::fs::read(path).map_err(|source| PackageError::Read {
             path: path.into(),
             source,
-        })?;
-        Self::from_slice(&text, path)
+        })
     }
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {

@@ -2,7 +2,11 @@
 //! readers with absolute offsets; walking it over raw bytes feeds a [`Sink`]. Every output
 //! (table, JSON, CSV, and the JSON defaults of globals in a package) is a sink, so there is
 //! exactly one decoder.
+//!
+//! An event's plan also knows its struct's trailing array (`spec::tail`): a record may end
+//! inside it, and is then decoded up to its length.
 
+use crate::spec::tail;
 use crate::spec::types::{sign_extend, Bitfield, Kind, Member, Type};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,17 @@ pub trait Sink {
     fn float(&mut self, v: f64);
     /// `char[N]` contents up to the first NUL.
     fn text(&mut self, s: &[u8]);
+    /// The NUL-separated strings of a variable-length record's trailing char array
+    /// (`a\0b\0c`: three strings; nothing: none). A list of texts unless the sink says
+    /// otherwise.
+    fn strings(&mut self, s: &[u8]) {
+        self.begin_list();
+        for (i, one) in s.split(|&b| b == 0).enumerate().filter(|_| !s.is_empty()) {
+            self.item(i == 0);
+            self.text(one);
+        }
+        self.end_list();
+    }
     /// A byte array that is not text.
     fn bytes(&mut self, b: &[u8]);
     fn enum_name(&mut self, name: &str);
@@ -84,20 +99,76 @@ pub enum Node {
     Record {
         fields: Vec<(String, Node)>,
     },
+    /// The trailing array of an event's struct: all of `full` when the record holds it,
+    /// else the whole elements the record holds (for a char array, its strings).
+    Trailing {
+        off: usize,
+        /// The bytes of the whole array (0 for a flexible array member).
+        bytes: usize,
+        stride: usize,
+        full: Box<Node>,
+        elem: Box<Node>,
+        /// An array of `char`: strings.
+        text: bool,
+        /// Records come padded to 8 bytes (a perf buffer): see [`tail::strings`].
+        padded: bool,
+    },
 }
 
 /// A compiled decoder for one record type.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub size: usize,
+    /// The shortest record that can be decoded: the fixed part of an event's struct
+    /// (before its trailing array), or the whole type.
+    pub fixed: usize,
     pub root: Node,
 }
 
 impl Plan {
+    /// A decoder for values of `ty` that are always whole (map keys and values, globals).
     pub fn compile(ty: &Type) -> Result<Plan, PlanError> {
         let size = ty.size() as usize;
         let root = compile(ty, 0, ty, size)?;
-        Ok(Plan { size, root })
+        Ok(Plan {
+            size,
+            fixed: size,
+            root,
+        })
+    }
+
+    /// A decoder for the records of an event channel, which may end inside the struct's
+    /// trailing array (`spec::tail`). `padded`: the channel pads records to 8 bytes.
+    pub fn record(ty: &Type, padded: bool) -> Result<Plan, PlanError> {
+        let mut plan = Plan::compile(ty)?;
+        let Some(member) = tail::trailing_member(ty) else {
+            return Ok(plan);
+        };
+        let Kind::Array { len, elem } = &member.ty.kind else {
+            return Ok(plan);
+        };
+        let Node::Record { fields } = &mut plan.root else {
+            return Ok(plan);
+        };
+        let Some((name, last)) = fields.last_mut() else {
+            return Ok(plan);
+        };
+        if *name != member.name {
+            return Ok(plan);
+        }
+        let stride = elem.size() as usize;
+        let full = std::mem::replace(last, Node::Record { fields: Vec::new() });
+        *last = Node::Trailing {
+            off: member.offset as usize,
+            bytes: *len as usize * stride,
+            stride,
+            full: Box::new(full),
+            elem: Box::new(compile(elem, 0, elem, stride)?),
+            text: member.ty.is_text(),
+            padded,
+        };
+        plan.fixed = member.offset as usize;
+        Ok(plan)
     }
 
     /// Top-level fields (one per column), or the whole value as a single unnamed field.
@@ -108,7 +179,7 @@ impl Plan {
         }
     }
 
-    /// Decode `rec` into `sink`. The caller guarantees `rec.len() >= self.size`.
+    /// Decode `rec` into `sink`. The caller guarantees `rec.len() >= self.fixed`.
     pub fn visit<S: Sink>(&self, rec: &[u8], sink: &mut S) {
         self.root.visit(rec, 0, sink);
     }
@@ -374,6 +445,46 @@ impl Node {
                     node.visit(rec, base, sink);
                 }
                 sink.end_record();
+            }
+            Node::Trailing { .. } => self.visit_trailing(rec, base, sink),
+        }
+    }
+
+    /// A trailing array: whole, or cut where the record ends.
+    fn visit_trailing<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
+        let Node::Trailing {
+            off,
+            bytes,
+            stride,
+            full,
+            elem,
+            text,
+            padded,
+        } = self
+        else {
+            return;
+        };
+        let start = base + off;
+        let held = rec.len().saturating_sub(start);
+        if *bytes > 0 && held >= *bytes {
+            return full.visit(rec, base, sink);
+        }
+        let held = &rec[start.min(rec.len())..];
+        match &**elem {
+            _ if *text => sink.strings(tail::strings(held, *padded)),
+            Node::Int {
+                size: 1,
+                signed: false,
+                ..
+            } => sink.bytes(held),
+            _ => {
+                let count = if *stride == 0 { 0 } else { held.len() / stride };
+                sink.begin_list();
+                for i in 0..count {
+                    sink.item(i == 0);
+                    elem.visit(rec, start + i * stride, sink);
+                }
+                sink.end_list();
             }
         }
     }

@@ -1,5 +1,6 @@
-//! Phase 1 of `runner run` (and what `runner info` shows): a package read from disk whose
-//! embedded object is intact, described again from the object itself.
+//! Phase 1 of `runner run` (and what `runner info` shows): a package read from disk (ours,
+//! or one eunomia-bpf wrote), whose embedded object is intact, described again from the
+//! object itself.
 //!
 //! The package's description is a manifest. The runner runs from what it derives from the
 //! object (with the package's choices of event structs), so a package written by another
@@ -7,13 +8,15 @@
 //! (the globals' sections, offsets and sizes; the layout of each event) the package is
 //! refused; where it disagrees on presentation (help, C spellings, which globals get a
 //! flag, defaults, maps, programs) the runner warns and goes on with what it derived. Only
-//! what the object cannot say (the name, the description, the help of globals) is taken
-//! from the manifest.
+//! what the object cannot say (the name, the description, the help of globals, and the
+//! view and unit of a map that the object does not tag) is taken from the manifest.
 
 use std::path::{Path, PathBuf};
 
+use crate::spec::eunomia;
+use crate::spec::mapview;
 use crate::spec::pack::{self, Description, PackError};
-use crate::spec::package::{Global, Package};
+use crate::spec::package::{Global, Map, Package};
 use crate::spec::sidecar::Sidecar;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +45,17 @@ pub struct Verified {
 impl Verified {
     /// Read `path`, check the object's size and checksum, describe the object again from
     /// its own BTF and hold the package's description against that.
+    #[cfg(test)]
     pub fn read(path: &Path) -> anyhow::Result<Verified> {
-        let (manifest, object) = Package::read(path)?;
+        Self::from_bytes(&Package::read_bytes(path)?, path)
+    }
+
+    /// A package already read (a file, or an image's layer), called `path` in messages.
+    pub fn from_bytes(text: &[u8], path: &Path) -> anyhow::Result<Verified> {
+        let (manifest, object) = match eunomia::read(text, path) {
+            Some(eunomia) => eunomia?,
+            None => Package::from_slice(text, path)?,
+        };
         Ok(Self::check(path, manifest, object)?)
     }
 
@@ -63,7 +75,7 @@ impl Verified {
                 })?),
                 None => None,
             };
-        let desc =
+        let mut desc =
             pack::describe(&object, None, &overrides, declarations.as_ref()).map_err(|source| {
                 match source {
                     PackError::Declaration { at, what } => VerifyError::Declarations {
@@ -76,6 +88,7 @@ impl Verified {
                     },
                 }
             })?;
+        adopt_map_views(&manifest, &mut desc.maps);
         if let Some(what) = unsafe_difference(&manifest, &desc) {
             return Err(VerifyError::Mismatch {
                 path: path.into(),
@@ -136,6 +149,22 @@ impl Verified {
     /// Where the manifest disagrees with the object on presentation, one line each.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+}
+
+/// The view and unit the manifest declares for a map the object does not tag (written by
+/// a sidecar at build time, say), when the map's types allow that view.
+fn adopt_map_views(manifest: &Package, maps: &mut [Map]) {
+    for map in maps {
+        let Some(declared) = manifest.maps.iter().find(|m| m.name == map.name) else {
+            continue;
+        };
+        if map.view.is_none() {
+            map.view = declared.view.filter(|v| mapview::fits(map, *v).is_ok());
+        }
+        if map.unit.is_none() {
+            map.unit.clone_from(&declared.unit);
+        }
     }
 }
 

@@ -12,15 +12,63 @@ pub enum Channel {
     PerfEventArray,
 }
 
-/// How a map that is not an event stream is shown (from the tag `runner:view=<view>`).
+impl Channel {
+    /// Whether the kernel rounds each record up to 8 bytes (with its size header), so a
+    /// record may end with a few bytes the program did not submit: a perf buffer does; a
+    /// ring buffer hands over exactly what was submitted.
+    pub fn pads_records(self) -> bool {
+        matches!(self, Channel::PerfEventArray)
+    }
+}
+
+/// How a map that is not an event stream is shown (from the tag `runner:view=<view>`, or
+/// `--view MAP=<view>` at run time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum View {
     /// One row per key: key fields, then value fields.
     Table,
     /// A power-of-two histogram drawn with star bars: per key, the value is an array of
-    /// slot counts; or the key is the slot index and the value its count.
+    /// slot counts (or a struct holding one); or the key is the slot index and the value
+    /// its count.
     Log2Hist,
+    /// The same, with one slot per value: slot `i` counts the value `i`.
+    LinearHist,
+}
+
+impl View {
+    const ALL: [(View, &'static str); 3] = [
+        (View::Table, "table"),
+        (View::Log2Hist, "log2_hist"),
+        (View::LinearHist, "linear_hist"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(v, _)| *v == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    pub fn from_name(name: &str) -> Option<View> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+    }
+
+    /// The valid names, for an error: `table, log2_hist or linear_hist`.
+    pub fn names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+        format!(
+            "{} or {}",
+            names[..names.len() - 1].join(", "),
+            names[names.len() - 1]
+        )
+    }
+
+    /// The valid names and one more word: `table, log2_hist, linear_hist or none`.
+    pub fn names_and(last: &str) -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+        format!("{} or {last}", names.join(", "))
+    }
 }
 
 /// The section `runner build` anchors the program's own structs in (libbpf ignores it).
@@ -201,6 +249,8 @@ pub enum Annotation {
     Unless(String),
     /// On a map: how the runner prints it.
     View(View),
+    /// On a map: the unit of its histogram's values (`usecs`), for the header.
+    Unit(String),
 }
 
 /// Every annotation: its key, what it goes on, and the form of its value, for errors.
@@ -209,7 +259,8 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
     ("lost", Target::Global, "<map>"),
     ("if", Target::Program, "<bool global>"),
     ("unless", Target::Program, "<bool global>"),
-    ("view", Target::Map, "table|log2_hist"),
+    ("view", Target::Map, "table|log2_hist|linear_hist"),
+    ("unit", Target::Map, "<unit>"),
 ];
 
 /// The valid annotations, as a list for an error message.
@@ -241,7 +292,10 @@ pub enum AnnotationError {
         key: &'static str,
         form: &'static str,
     },
-    #[error("annotation `{tag}` on {what}: unknown view `{view}` (expected table or log2_hist)")]
+    #[error(
+        "annotation `{tag}` on {what}: unknown view `{view}` (expected {})",
+        View::names()
+    )]
     UnknownView {
         tag: String,
         what: String,
@@ -291,17 +345,17 @@ impl Annotation {
             "lost" => Annotation::Lost(value),
             "if" => Annotation::If(value),
             "unless" => Annotation::Unless(value),
-            _ => Annotation::View(match value.as_str() {
-                "table" => View::Table,
-                "log2_hist" => View::Log2Hist,
-                _ => {
+            "unit" => Annotation::Unit(value),
+            _ => match View::from_name(&value) {
+                Some(view) => Annotation::View(view),
+                None => {
                     return Err(AnnotationError::UnknownView {
                         tag: tag.into(),
                         what: what.into(),
                         view: value,
                     })
                 }
-            }),
+            },
         })
     }
 }
@@ -360,7 +414,18 @@ mod tests {
             misplaced,
             "annotation `runner:if=x` belongs on a program, not on map `events`"
         );
-        assert!(parse("runner:view=pie", Target::Map).is_err());
+        assert_eq!(
+            parse("runner:view=linear_hist", Target::Map).unwrap(),
+            Annotation::View(View::LinearHist)
+        );
+        assert_eq!(
+            parse("runner:unit=usecs", Target::Map).unwrap(),
+            Annotation::Unit("usecs".into())
+        );
+        assert_eq!(
+            parse("runner:view=pie", Target::Map).unwrap_err().to_string(),
+            "annotation `runner:view=pie` on map `events`: unknown view `pie` (expected table, log2_hist or linear_hist)"
+        );
         assert!(parse("runner:lost", Target::Global).is_err());
         assert!(Annotation::parse("bpf_kfunc", Target::Program, "f").is_none());
     }

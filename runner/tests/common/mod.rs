@@ -19,6 +19,22 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// The corpus of programs and packages nobody here wrote: `$RUNNER_CORPUS`, else
+/// `../shared/corpus` beside the repository. `None` (with a one-line note) when absent.
+pub fn corpus(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("RUNNER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPED {test}: no corpus at {} (set RUNNER_CORPUS)",
+        dir.display()
+    );
+    None
+}
+
 pub fn sigsnoop_package() -> PathBuf {
     repo().join("programs/sigsnoop/package.json")
 }
@@ -210,4 +226,134 @@ pub fn run_runner(args: &[&str]) -> Finished {
 /// Split a table line into its whitespace-separated cells.
 pub fn cells(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
+}
+
+/// Parse CSV as RFC 4180 reads it: records of fields, a field quoted when it holds a
+/// comma, a quote (doubled) or a line break. Panics on anything else (a stray quote, an
+/// unterminated field, a missing final line break), so a test that reads CSV this way
+/// checks its quoting too.
+pub fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if at_start => loop {
+                match chars.next() {
+                    Some('"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    Some('"') => break,
+                    Some(c) => field.push(c),
+                    None => panic!("unterminated quoted field in CSV:\n{text}"),
+                }
+            },
+            '"' => panic!("a quote inside an unquoted field in CSV:\n{text}"),
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                at_start = true;
+                continue;
+            }
+            '\n' => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+                at_start = true;
+                continue;
+            }
+            c => field.push(c),
+        }
+        at_start = false;
+        if let Some(&next) = chars.peek() {
+            assert!(
+                next == ',' || next == '\n' || c != '"',
+                "text after a closing quote in CSV:\n{text}"
+            );
+        }
+    }
+    assert!(
+        field.is_empty() && record.is_empty(),
+        "CSV does not end with a line break:\n{text}"
+    );
+    records
+}
+
+/// `runner build` the program `runner/tests/fixtures/corpus/<name>/<name>.bpf.c`, once per
+/// test binary; returns the package's path.
+pub fn corpus_package(name: &str) -> String {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/corpus")
+        .join(name)
+        .join(format!("{name}.bpf.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}.json"));
+    let done = run_runner(&[
+        "build",
+        source.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        done.status.success(),
+        "runner build {name} failed:\n{}",
+        done.stderr
+    );
+    let path = out.to_str().unwrap().to_string();
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// Start `runner run <args>`, run `trigger` once it is attached, stop it, and return what
+/// it printed; the run must end cleanly. One tracer at a time per test binary: the corpus
+/// programs filter on this process, so two at once would see each other's triggers.
+pub fn trace(args: &[&str], trigger: impl FnOnce()) -> Finished {
+    use std::sync::Mutex;
+    static TRACING: Mutex<()> = Mutex::new(());
+    let _one = TRACING.lock().unwrap_or_else(|e| e.into_inner());
+    let tracer = Tracer::start(args);
+    trigger();
+    let done = tracer.stop();
+    assert!(
+        done.status.success(),
+        "runner run {args:?}: {}\n{}",
+        done.status,
+        done.stderr
+    );
+    done
+}
+
+/// prctl(2) with raw arguments: the corpus options are not real ones, so the call fails
+/// with EINVAL after the tracepoints have seen it.
+pub fn prctl(option: u64, a2: u64, a3: u64, a4: u64, a5: u64) {
+    // SAFETY: an unknown prctl option only makes the call fail; the arguments are plain
+    // numbers (or addresses the caller keeps alive).
+    unsafe {
+        libc::syscall(
+            libc::SYS_prctl,
+            option as libc::c_long,
+            a2 as libc::c_long,
+            a3 as libc::c_long,
+            a4 as libc::c_long,
+            a5 as libc::c_long,
+        );
+    }
+}
+
+/// Name the calling thread (its comm, as BPF's bpf_get_current_comm sees it).
+pub fn set_comm(name: &str) {
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    assert_eq!(rc, 0, "PR_SET_NAME");
 }

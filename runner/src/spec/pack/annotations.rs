@@ -109,6 +109,14 @@ impl Annotations {
         })
     }
 
+    /// `runner:unit=<unit>` on a map.
+    pub fn unit(&self, id: u32) -> Option<&str> {
+        self.on(id).iter().find_map(|a| match a {
+            Annotation::Unit(u) => Some(u.as_str()),
+            _ => None,
+        })
+    }
+
     /// `runner:if=<global>` (true) or `runner:unless=<global>` (false) on a program, with
     /// the tag's key for errors.
     pub fn conditions(&self, id: u32) -> impl Iterator<Item = (&'static str, &str, bool)> {

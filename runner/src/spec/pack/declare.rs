@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::description::Description;
 use super::error::PackError;
-use super::maps::check_view;
 use crate::spec::flags::{self, RUNNER_OPTIONS};
+use crate::spec::mapview;
 use crate::spec::package::{AttachKind, Condition, Flag, Implied, Switch};
 use crate::spec::plan::Plan;
 use crate::spec::sidecar::{GlobalDecl, Sidecar};
@@ -254,7 +254,7 @@ fn maps(d: &mut Description, sidecar: &Sidecar) -> Result<(), PackError> {
             d.maps[index].size = Some(size.clone());
         }
         if let Some(view) = decl.view {
-            check_view(&d.maps[index], view)
+            mapview::fits(&d.maps[index], view)
                 .map_err(|e| error(format!("{at}.view"), e.to_string()))?;
             d.maps[index].view = Some(view);
         }

@@ -48,12 +48,8 @@ pub enum PackError {
         map: String,
         channels: String,
     },
-    #[error("map `{map}`: a {view} view needs {needs}")]
-    BadView {
-        map: String,
-        view: &'static str,
-        needs: &'static str,
-    },
+    #[error(transparent)]
+    BadView(#[from] crate::spec::mapview::ViewError),
     /// A declaration (of a sidecar, or stored in a package) that does not fit the object;
     /// `at` is where it is, like `programs.optional[2]`.
     #[error("{at}: {what}")]

@@ -1,11 +1,12 @@
 //! Maps declared in `.maps`: their type, sizes and key/value types from the BTF map
-//! definition idioms of `bpf_helpers.h`, and the view a `runner:view` tag asks for.
+//! definition idioms of `bpf_helpers.h`, and the view (`runner:view`) and unit
+//! (`runner:unit`) their tags declare.
 
 use super::annotations::Annotations;
 use super::error::PackError;
 use crate::spec::btf::ObjectBtf;
-use crate::spec::package::{Map, View};
-use crate::spec::types::{Kind, Type};
+use crate::spec::mapview;
+use crate::spec::package::Map;
 use crate::spec::vocab::MapType;
 
 /// Maps declared in `.maps`, with the BTF id of each map variable.
@@ -22,6 +23,7 @@ pub(super) fn maps(btf: &ObjectBtf, tags: &Annotations) -> Result<Vec<(u32, Map)
                 key: None,
                 value: None,
                 view: None,
+                unit: None,
                 size: None,
             };
             let mut kind = 0;
@@ -50,38 +52,12 @@ pub(super) fn maps(btf: &ObjectBtf, tags: &Annotations) -> Result<Vec<(u32, Map)
             }
             map.kind = MapType::from_raw(kind);
             if let Some(view) = tags.view(var.id) {
-                check_view(&map, view)?;
+                mapview::fits(&map, view)?;
                 map.view = Some(view);
             }
+            map.unit = tags.unit(var.id).map(str::to_string);
             out.push((var.id, map));
         }
     }
     Ok(out)
-}
-
-/// Check that `map` can be shown as `view`.
-pub(super) fn check_view(map: &Map, view: View) -> Result<(), PackError> {
-    let bad = |view, needs| PackError::BadView {
-        map: map.name.clone(),
-        view,
-        needs,
-    };
-    let is_int = |t: &Option<Type>| matches!(t.as_ref().map(|t| &t.kind), Some(Kind::Int { .. }));
-    match view {
-        View::Table if map.key.is_none() || map.value.is_none() => Err(bad(
-            "table",
-            "key and value types (declare them with __type(key, ...) and __type(value, ...))",
-        )),
-        View::Log2Hist => {
-            let slots = matches!(map.value.as_ref().map(|t| &t.kind), Some(Kind::Array { elem, .. }) if matches!(elem.kind, Kind::Int { .. }));
-            if !(slots || (is_int(&map.key) && is_int(&map.value))) {
-                return Err(bad(
-                    "log2_hist",
-                    "an integer array of slots as value, or an integer slot index as key and an integer count as value",
-                ));
-            }
-            Ok(())
-        }
-        View::Table => Ok(()),
-    }
 }

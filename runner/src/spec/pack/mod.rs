@@ -77,6 +77,18 @@ pub fn describe(
     Ok(d)
 }
 
+/// The event channels (ring buffers, perf event arrays) of `object`, by map name.
+pub fn channel_maps(object: &[u8]) -> Result<Vec<String>, PackError> {
+    let elf = ElfInfo::parse(object)?;
+    let btf = ObjectBtf::parse(&elf.btf)?;
+    let tags = annotations::Annotations::collect(&btf)?;
+    Ok(maps::maps(&btf, &tags)?
+        .into_iter()
+        .filter(|(_, m)| m.kind.channel().is_some())
+        .map(|(_, m)| m.name)
+        .collect())
+}
+
 /// Describe `object` completely, as a package.
 pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
     let sidecar = opts.sidecar.as_ref().filter(|s| !s.is_empty());
