@@ -120,7 +120,8 @@ fn full() -> Value {
             "cpus": {"max_entries": "ncpus"},
             "hists": {
                 "max_entries": {"if": "kill_only", "then": 10240, "else": {"if": "filter", "then": "pid_max", "else": 1}},
-                "view": "log2_hist"
+                "view": "log2_hist",
+                "unit": "usecs"
             },
             "data": {"view": "table"}
         }

@@ -103,6 +103,9 @@ pub struct MapDecl {
     /// How the runner prints the map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<View>,
+    /// What a histogram of the map counts (`usecs`), for its header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// A map size: a number, or what the front end reads from the system.
@@ -275,7 +278,7 @@ const KEYS: &[(&str, &[&str])] = &[
         "programs",
         &["groups", "optional", "if", "unless", "attach"],
     ),
-    ("maps.", &["max_entries", "view"]),
+    ("maps.", &["max_entries", "view", "unit"]),
 ];
 
 /// `a`, `b`, `c`: the keys of the object at `parent` (a path like `globals.targ_uid`).
@@ -418,7 +421,7 @@ mod tests {
                            "unless": {"e": "kill_only"}, "attach": {"f": ["/bin/bash:readline"]}},
               "maps": {"start": {"max_entries": "pid_max"},
                        "hists": {"max_entries": {"if": "per_pid", "then": "pid_max", "else": 1},
-                                 "view": "log2_hist"}}
+                                 "view": "log2_hist", "unit": "usecs"}}
             }"#,
         )
         .unwrap();
@@ -478,7 +481,9 @@ mod tests {
         );
         assert!(parse(r#"{"maps": {"m": {"size": 1}}}"#)
             .unwrap_err()
-            .ends_with("maps.m.size: unknown key `size`; expected one of `max_entries`, `view`"));
+            .ends_with(
+                "maps.m.size: unknown key `size`; expected one of `max_entries`, `view`, `unit`"
+            ));
         assert!(parse(r#"{"flags": {"k": {"hlep": ""}}}"#)
             .unwrap_err()
             .ends_with("flags.k.hlep: unknown key `hlep`; expected one of `help`"));

@@ -2,8 +2,8 @@
 //! against the object (globals, programs, maps, and the flags conditions may name), each
 //! value against the type it is for, and the description gains what the front end of the
 //! program would have done: switches, package defaults, hidden and implied globals,
-//! program conditions, optional programs, alternative groups, uprobe targets, map sizes
-//! and views. An error names the place in the sidecar (`programs.optional[2]`).
+//! program conditions, optional programs, alternative groups, uprobe targets, map sizes,
+//! views and units. An error names the place in the sidecar (`programs.optional[2]`).
 
 use serde_json::Value;
 
@@ -252,6 +252,9 @@ fn maps(d: &mut Description, sidecar: &Sidecar) -> Result<(), PackError> {
                 check_flag(d, &format!("{at}.max_entries"), flag)?;
             }
             d.maps[index].size = Some(size.clone());
+        }
+        if let Some(unit) = &decl.unit {
+            d.maps[index].unit = Some(unit.clone());
         }
         if let Some(view) = decl.view {
             mapview::fits(&d.maps[index], view)
