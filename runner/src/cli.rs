@@ -14,7 +14,7 @@ use crate::info;
 use crate::oci::commands::{usage, RegistryCmd, StoreArgs, TransportArgs};
 use crate::oci::{self, PullOptions};
 use crate::run;
-use crate::spec::pack::{self, PackOptions};
+use crate::spec::pack::PackOptions;
 use crate::spec::package::Package;
 use crate::spec::verify::Verified;
 
@@ -51,6 +51,13 @@ enum Cmd {
         /// Also keep the compiled object here
         #[arg(long, value_name = "FILE")]
         object: Option<PathBuf>,
+        /// The sidecar: the front end's choices, in JSON [default: <base>.runner.json
+        /// beside the source, if there is one]
+        #[arg(long, value_name = "FILE", conflicts_with = "no_sidecar")]
+        sidecar: Option<PathBuf>,
+        /// Read no sidecar
+        #[arg(long)]
+        no_sidecar: bool,
     },
     /// Pack a BPF object compiled elsewhere (needs its BTF: compile with -g)
     Pack {
@@ -71,6 +78,13 @@ enum Cmd {
         /// Which struct an event map carries, when the runner cannot tell
         #[arg(long = "event", value_name = "MAP=STRUCT", value_parser = event_struct)]
         events: Vec<(String, String)>,
+        /// The sidecar: the front end's choices, in JSON [default: <base>.runner.json
+        /// beside --source, if there is one]
+        #[arg(long, value_name = "FILE", conflicts_with = "no_sidecar")]
+        sidecar: Option<PathBuf>,
+        /// Read no sidecar
+        #[arg(long)]
+        no_sidecar: bool,
     },
     /// Write the headers `runner build` compiles with (libbpf's BPF headers and a
     /// vmlinux.h), to compile a program by hand for `runner pack`
@@ -134,6 +148,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             events,
             cflags,
             object,
+            sidecar,
+            no_sidecar,
         } => {
             let pkg = compile::build(&BuildOptions {
                 source: source.clone(),
@@ -141,6 +157,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 events,
                 cflags,
                 object_out: object,
+                sidecar,
+                no_sidecar,
             })?;
             write_package(&pkg, output, &source)
         }
@@ -151,6 +169,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             name,
             description,
             events,
+            sidecar,
+            no_sidecar,
         } => {
             let bytes = std::fs::read(&object)
                 .with_context(|| format!("cannot read `{}`", object.display()))?;
@@ -161,14 +181,26 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            let sidecar = match (&sidecar, &source, no_sidecar) {
+                (_, _, true) | (None, None, _) => None,
+                (named, _, _) => compile::read_sidecar(
+                    named.as_deref(),
+                    source.as_deref().unwrap_or(Path::new("")),
+                )?,
+            };
             let opts = PackOptions {
                 name: name.unwrap_or_else(|| compile::stem_name(&object)),
                 source: source_text,
                 description,
                 events,
+                sidecar: sidecar.as_ref().map(|(_, s)| s.clone()),
             };
-            let pkg = pack::pack(&bytes, &opts)
-                .with_context(|| format!("cannot pack `{}`", object.display()))?;
+            let pkg = compile::pack_with(&bytes, &opts, sidecar.as_ref().map(|(p, _)| p.as_path()))
+                .map_err(|e| match e {
+                    compile::BuildError::Pack { source, .. } => anyhow::Error::new(source)
+                        .context(format!("cannot pack `{}`", object.display())),
+                    e => e.into(),
+                })?;
             write_package(&pkg, output, &object)
         }
         Cmd::Headers {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::spec::mapview;
-use crate::spec::package::{serde_name, Flag, Package};
+use crate::spec::package::{serde_name, AttachKind, Choice, Entries, Flag, Package};
 use crate::spec::types::{Kind, Member, Type};
 
 /// `pid@0 tpid@4 comm@16[16]`: a struct's members in one line.
@@ -78,30 +78,8 @@ pub fn render(pkg: &Package) -> String {
         pkg.license, pkg.object.size, pkg.object.sha256
     );
 
-    let _ = writeln!(out, "\nGlobals:");
-    for g in &pkg.globals {
-        let flag = match &g.flag {
-            Flag::Name(name) => format!("--{name}"),
-            Flag::None(_) => "(no flag)".into(),
-        };
-        let _ = writeln!(
-            out,
-            "  {flag:<20} {} ({}), default {}, {}+{} ({} bytes)",
-            g.ty.c,
-            g.ty.summary(),
-            g.default,
-            g.section,
-            g.offset,
-            g.size
-        );
-        if !g.help.is_empty() {
-            let _ = writeln!(out, "  {:<20} {}", "", g.help);
-        }
-        if let Flag::None(why) = &g.flag {
-            let _ = writeln!(out, "  {:<20} {}: {why}", "", g.name);
-        }
-    }
-
+    globals(&mut out, pkg);
+    switches(&mut out, pkg);
     let _ = writeln!(out, "\nEvents:");
     for e in &pkg.events {
         let _ = writeln!(
@@ -125,14 +103,22 @@ pub fn render(pkg: &Package) -> String {
 
     let _ = writeln!(out, "\nPrograms:");
     for p in &pkg.programs {
-        let when = match &p.when {
+        let mut when = match &p.when {
             Some(c) => format!("  (only when {} = {})", c.global, c.equals),
             None => String::new(),
         };
-        let target = if p.attach.target.is_empty() {
-            "(given at run time)"
-        } else {
-            &p.attach.target
+        if p.optional {
+            when.push_str("  (optional: left out if it cannot load or attach)");
+        }
+        if !p.targets.is_empty() {
+            when.push_str(&format!("  (targets: {})", p.targets.join(", ")));
+        }
+        let runtime = matches!(p.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
+            && !p.attach.target.contains(':');
+        let target = match p.attach.target.as_str() {
+            "" => "(given at run time)".to_string(),
+            function if runtime => format!("{function} (binary given at run time)"),
+            target => target.to_string(),
         };
         let _ = writeln!(
             out,
@@ -141,7 +127,94 @@ pub fn render(pkg: &Package) -> String {
             serde_name(&p.attach.kind)
         );
     }
+    groups(&mut out, pkg);
     out
+}
+
+fn globals(out: &mut String, pkg: &Package) {
+    let _ = writeln!(out, "\nGlobals:");
+    for g in &pkg.globals {
+        let flag = match &g.flag {
+            Flag::Name(name) => format!("--{name}"),
+            Flag::None(_) => "(no flag)".into(),
+        };
+        let compiled = match &g.compiled {
+            Some(c) => format!(" (the package's; compiled {c})"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {flag:<20} {} ({}), default {}{compiled}, {}+{} ({} bytes)",
+            g.ty.c,
+            g.ty.summary(),
+            g.default,
+            g.section,
+            g.offset,
+            g.size
+        );
+        for implied in &g.implies {
+            let _ = writeln!(
+                out,
+                "  {:<20} also sets {} = {}",
+                "", implied.global, implied.value
+            );
+        }
+        if !g.help.is_empty() {
+            let _ = writeln!(out, "  {:<20} {}", "", g.help);
+        }
+        if let Flag::None(why) = &g.flag {
+            let _ = writeln!(out, "  {:<20} {}: {why}", "", g.name);
+        }
+    }
+}
+
+fn switches(out: &mut String, pkg: &Package) {
+    if pkg.switches.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nSwitches (flags with no global, for program conditions):"
+    );
+    for s in &pkg.switches {
+        let _ = writeln!(out, "  {:<20} {}", format!("--{}", s.name), s.help);
+    }
+}
+
+fn groups(out: &mut String, pkg: &Package) {
+    if pkg.groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nAlternatives (of each group one loads: the first this kernel supports):"
+    );
+    for g in &pkg.groups {
+        let why = if g.declared {
+            "declared"
+        } else {
+            "the same event"
+        };
+        let _ = writeln!(out, "  {}  ({why})", g.programs.join(" | "));
+    }
+}
+
+/// `pid_max if targ_per_process, else 1`.
+fn size_text(size: &Choice<Entries>) -> String {
+    match size {
+        Choice::Is(Entries::Count(n)) => n.to_string(),
+        Choice::Is(Entries::PidMax) => "pid_max".into(),
+        Choice::Is(Entries::Ncpus) => "ncpus".into(),
+        Choice::If {
+            flag,
+            then,
+            otherwise,
+        } => format!(
+            "{} if {flag}, else {}",
+            size_text(then),
+            size_text(otherwise)
+        ),
+    }
 }
 
 /// The maps, with the view each gets when nothing is chosen at run time.
@@ -173,5 +246,8 @@ fn maps(pkg: &Package, out: &mut String) {
             m.value_size,
             m.max_entries
         );
+        if let Some(size) = &m.size {
+            let _ = writeln!(out, "  {:<16} sized at run time: {}", "", size_text(size));
+        }
     }
 }

@@ -5,16 +5,18 @@
 //!  build:  source.bpf.c ──clang──▶ object.bpf.o ──pack──▶ package.json
 //!          (compile)                (ELF + BTF)    (spec::pack: globals, events, maps,
 //!                                                   programs; object embedded + sha256)
+//!          + <base>.runner.json (spec::sidecar: the front end's choices, checked against
+//!            the object and kept in the package as its declarations)
 //!
 //!  run:    package.json ─▶ Verified ─▶ Configured ─▶ Loaded ─▶ Attached ─▶ stream
-//!          (spec::verify)  (run::*: flags written, programs loaded, readers opened,
-//!                           programs attached)
+//!          (spec::verify,  (run::*: programs chosen (probe), flags written, maps sized,
+//!           declarations)   programs loaded, readers opened, programs attached)
 //!          stream: channel::{ringbuf, perfbuf} ─▶ record ─▶ spec::plan (decoder)
 //!                  ─▶ output::{table, json, csv}; map views ─▶ the same outputs
 //! ```
 //!
 //! Two sides that never mix: [`spec`] reads ELF, BTF and JSON and never touches the
-//! kernel; [`run`], [`channel`] and [`kernel`] call libbpf. One BTF walker
+//! kernel; [`run`], [`channel`], [`kernel`] and `probe` call libbpf. One BTF walker
 //! (`spec::btf`) resolves every type into [`spec::types::Type`]; the packer, the flags and
 //! the decoder all read that.
 
@@ -37,6 +39,7 @@ mod kernel;
 mod oci;
 pub mod output;
 mod policy;
+mod probe;
 mod run;
 mod sign;
 pub mod spec;

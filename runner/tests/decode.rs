@@ -1014,9 +1014,9 @@ fn unsigned_128_bit_is_not_wrapped() {
 // The hand-built types against the BTF of the real corpus programs.
 
 /// The corpus programs, each one directory of `tests/fixtures/corpus`.
-const CORPUS: [&str; 11] = [
+const CORPUS: [&str; 15] = [
     "scalars", "shapes", "twochan", "globals", "uprobe", "cpuclock", "views", "noprobe", "varlen",
-    "hists", "formats",
+    "hists", "twins", "sized", "declared", "kfunc", "formats",
 ];
 
 /// Every corpus program built with `runner::compile` (clang, no root), once. clang-19 and

@@ -627,6 +627,7 @@ fn no_member_name_repeats_a_json_key_or_a_csv_column() {
             value: Some(value.clone()),
             view: None,
             unit: None,
+            size: None,
         };
         for format in [Format::Json, Format::Csv] {
             let mut writer = ViewWriter::new(format, &map, View::Table).unwrap();

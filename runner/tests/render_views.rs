@@ -90,6 +90,7 @@ fn map(name: &str, kind: MapType, key: Type, value: Type, unit: Option<&str>) ->
         value: Some(value),
         view: None,
         unit: unit.map(str::to_string),
+        size: None,
     }
 }
 

@@ -19,8 +19,8 @@ use std::path::Path;
 use jsonschema::Validator;
 use runner::spec::flags::flag_for;
 use runner::spec::package::{
-    Attach, AttachKind, Channel, Condition, Embedded, Event, Global, Map, Package, Program, View,
-    FORMAT_VERSION,
+    Attach, AttachKind, Channel, Choice, Condition, Embedded, Entries, Event, Global, Group,
+    Implied, Map, Package, Program, Switch, View, FORMAT_VERSION,
 };
 use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Shown, Type};
 use runner::spec::vocab::ValueFormat;
@@ -488,8 +488,16 @@ fn full_package(with_enums: bool) -> Package {
                 size: ty.size(),
                 flag: flag_for(name, &ty),
                 ty,
+                compiled: (name == "pid").then(|| json!(1)),
                 default,
                 help: format!("the {name} setting"),
+                implies: match name {
+                    "pid" => vec![Implied {
+                        global: "on".into(),
+                        value: json!(true),
+                    }],
+                    _ => Vec::new(),
+                },
             };
             offset += global.size;
             global
@@ -505,6 +513,15 @@ fn full_package(with_enums: bool) -> Package {
         value,
         view,
         unit: view.filter(|v| *v != View::Table).map(|_| "usecs".into()),
+        size: (name == "future").then(|| Choice::If {
+            flag: "kill_only".into(),
+            then: Box::new(Choice::Is(Entries::PidMax)),
+            otherwise: Box::new(Choice::If {
+                flag: "on".into(),
+                then: Box::new(Choice::Is(Entries::Ncpus)),
+                otherwise: Box::new(Choice::Is(Entries::Count(1))),
+            }),
+        }),
     };
     let counts = ty(
         "__u64[64]",
@@ -522,6 +539,10 @@ fn full_package(with_enums: bool) -> Package {
         description: "every field of the format".into(),
         license: "GPL".into(),
         globals,
+        switches: vec![Switch {
+            name: "kill_only".into(),
+            help: "kill-family syscalls only".into(),
+        }],
         events: variants::<Channel>("Channel")
             .into_iter()
             .enumerate()
@@ -573,12 +594,35 @@ fn full_package(with_enums: bool) -> Package {
                         "target".into()
                     },
                 },
-                when: (i == 0).then(|| Condition {
-                    global: "on".into(),
-                    equals: false,
-                }),
+                when: match i {
+                    0 => Some(Condition {
+                        global: "on".into(),
+                        equals: false,
+                    }),
+                    1 => Some(Condition {
+                        global: "kill_only".into(),
+                        equals: true,
+                    }),
+                    _ => None,
+                },
+                optional: i == 2,
+                targets: match kind {
+                    AttachKind::Uprobe => vec!["/bin/bash:readline".into()],
+                    _ => Vec::new(),
+                },
             })
             .collect(),
+        groups: vec![
+            Group {
+                programs: vec!["prog2".into(), "prog3".into()],
+                declared: false,
+            },
+            Group {
+                programs: vec!["prog4".into(), "prog5".into()],
+                declared: true,
+            },
+        ],
+        declarations: Some(json!({"flags": {"kill_only": {"help": "kill-family syscalls only"}}})),
         object: Embedded::new(b"\x7fELF: stands in for an object; only its checksum is read"),
     }
 }
@@ -599,14 +643,15 @@ fn package_using_every_field_and_variant_validates() {
     }
 }
 
-/// Names of all keys of all objects in `value`, except inside the `default` of a global
-/// (member names, not fields of the format).
+/// Names of all keys of all objects in `value`, except inside the `default`, `compiled` and
+/// implied `value` of a global (member names, not fields of the format) and inside
+/// `declarations` (a sidecar: `schemas/sidecar.schema.json`, checked by tests/sidecar.rs).
 fn keys(value: &Value, out: &mut BTreeSet<String>) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
                 out.insert(key.clone());
-                if key != "default" {
+                if !["default", "compiled", "value", "declarations"].contains(&key.as_str()) {
                     keys(child, out);
                 }
             }

@@ -98,16 +98,32 @@ fn attach(
             error,
         }
     };
+    let uprobe = |target: &str| {
+        let (binary, func) = target.rsplit_once(':').unwrap_or((target, ""));
+        let opts = UprobeOpts {
+            func_name: (!func.is_empty()).then(|| func.to_string()),
+            retprobe: spec.attach.kind == AttachKind::Uretprobe,
+            ..Default::default()
+        };
+        kernel::clear_log();
+        prog.attach_uprobe_with_opts(-1, binary, 0, opts)
+            .map_err(|e| attach_err(target, e))
+    };
     let link = match (spec.attach.kind, runtime_target) {
-        (kind @ (AttachKind::Uprobe | AttachKind::Uretprobe), Some(target)) => {
-            let (binary, func) = target.rsplit_once(':').unwrap_or((target, ""));
-            let opts = UprobeOpts {
-                func_name: (!func.is_empty()).then(|| func.to_string()),
-                retprobe: kind == AttachKind::Uretprobe,
-                ..Default::default()
-            };
-            prog.attach_uprobe_with_opts(-1, binary, 0, opts)
-                .map_err(|e| attach_err(target, e))?
+        (AttachKind::Uprobe | AttachKind::Uretprobe, Some(target)) => uprobe(target)?,
+        // The package's targets, in order: the first that attaches.
+        (AttachKind::Uprobe | AttachKind::Uretprobe, None) if !spec.targets.is_empty() => {
+            let mut last = None;
+            for target in &spec.targets {
+                match uprobe(target) {
+                    Ok(link) => {
+                        links.push(link);
+                        return Ok(());
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            return Err(last.expect("at least one target"));
         }
         (AttachKind::PerfEvent, target) => {
             // Checked when the command line was parsed.

@@ -1,5 +1,6 @@
 //! Phase 2 of `runner run`: the object opened from memory, the values of the flags written
-//! into its data sections, and each program marked to load or not, per the invocation.
+//! into its data sections, the maps sized, and each program marked to load or not, per the
+//! invocation.
 
 use anyhow::Context as _;
 use libbpf_rs::{ObjectBuilder, OpenObject};
@@ -50,6 +51,14 @@ impl Configured {
                 format!("global `{}` lies outside {}", global.name, global.section)
             })?;
             slot.copy_from_slice(bytes);
+        }
+        for (name, entries) in &run.choices.map_sizes {
+            let mut map = open
+                .maps_mut()
+                .find(|m| m.name() == name.as_str())
+                .with_context(|| format!("object has no map `{name}`"))?;
+            map.set_max_entries(*entries)
+                .with_context(|| format!("cannot size map `{name}` to {entries} entries"))?;
         }
         for mut prog in open.progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();

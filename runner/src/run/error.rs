@@ -17,6 +17,8 @@ pub enum RunError {
         name: String,
         error: String,
         hint: String,
+        /// The program libbpf said failed, if it said.
+        program: Option<String>,
     },
     #[error("`{name}` has no program to attach: nothing would be traced")]
     NothingToAttach { name: String },
@@ -30,4 +32,17 @@ pub enum RunError {
         target: String,
         error: String,
     },
+}
+
+impl RunError {
+    /// The program that failed to load or attach, when one did.
+    pub fn program(&self) -> Option<&str> {
+        match self {
+            RunError::Verifier { program, .. } | RunError::Attach { program, .. } => {
+                Some(program).filter(|p| !p.is_empty()).map(String::as_str)
+            }
+            RunError::Load { program, .. } => program.as_deref(),
+            RunError::Open { .. } | RunError::NothingToAttach { .. } => None,
+        }
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
 
+use super::choices::{self, Choices};
 use crate::args;
 use crate::output::Format;
 use crate::spec::flags;
@@ -16,6 +17,7 @@ use crate::spec::plan::Shows;
 use crate::spec::verify::Verified;
 
 /// What the command line asked for, and what follows from it.
+#[derive(Clone)]
 pub(crate) struct Invocation {
     pub format: Format,
     pub duration: Option<Duration>,
@@ -32,8 +34,11 @@ pub(crate) struct Invocation {
     pub attach: Vec<(String, String)>,
     /// Encoded values of the globals the user set, by index into the package's globals.
     pub values: Vec<(usize, Vec<u8>)>,
-    /// Whether each program (by index) loads, per its `when` condition.
+    /// Whether each program (by index) loads, per its `when` condition, `--no-program`
+    /// and (once probed, `run::choose`) the alternatives and optional programs.
     pub enabled: Vec<bool>,
+    /// Switches, programs left out, map sizes.
+    pub choices: Choices,
 }
 
 impl Invocation {
@@ -51,6 +56,13 @@ impl Invocation {
                 values.push((i, bytes.clone()));
             }
         }
+        let usage = |msg: String| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{msg}\n"))
+        };
+        choices::complete_values(pkg, &mut values).map_err(usage)?;
+        let mut choices = choices::from_matches(pkg, &matches).map_err(usage)?;
+        choices.map_sizes =
+            choices::map_sizes(pkg, &values, &choices, &choices::system_entries).map_err(usage)?;
         let mut invocation = Invocation {
             format: *matches.get_one::<Format>("output").expect("has a default"),
             duration: matches.get_one::<Duration>("duration").copied(),
@@ -70,14 +82,13 @@ impl Invocation {
                 .unwrap_or_default(),
             values,
             enabled: Vec::new(),
+            choices,
         };
-        invocation.enabled = enabled(pkg, &invocation.values);
+        invocation.enabled = enabled(pkg, &invocation.values, &invocation.choices);
         invocation
             .check_attach(pkg)
             .and_then(|()| invocation.check_views(pkg))
-            .map_err(|msg| {
-                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{msg}\n"))
-            })?;
+            .map_err(usage)?;
         Ok(invocation)
     }
 
@@ -136,11 +147,17 @@ impl Invocation {
             }
         }
         for (prog, on) in pkg.programs.iter().zip(&self.enabled) {
+            // `uprobe/readline` names a function but no binary: libbpf needs BINARY:FUNCTION.
             let needs = matches!(prog.attach.kind, AttachKind::Uprobe | AttachKind::Uretprobe)
-                && prog.attach.target.is_empty();
+                && !prog.attach.target.contains(':')
+                && prog.targets.is_empty();
             if *on && needs && self.target_of(&prog.name).is_none() {
+                let function = match prog.attach.target.as_str() {
+                    "" => "<FUNCTION>",
+                    named => named,
+                };
                 return Err(format!(
-                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:<FUNCTION>",
+                    "program `{}` ({}) needs a target given at run time: pass --attach {}=<BINARY>:{function}",
                     prog.name,
                     serde_name(&prog.attach.kind),
                     prog.name
@@ -172,22 +189,17 @@ fn view_choice(text: &str) -> Result<(String, Option<View>), String> {
     }
 }
 
-/// Which programs load, by index: those whose condition holds for the values of this run.
-fn enabled(pkg: &Package, values: &[(usize, Vec<u8>)]) -> Vec<bool> {
-    let bool_value = |name: &str| {
-        let Some(index) = pkg.globals.iter().position(|g| g.name == name) else {
-            return false;
-        };
-        match values.iter().find(|(i, _)| *i == index) {
-            Some((_, bytes)) => bytes.iter().any(|&b| b != 0),
-            None => pkg.globals[index].default == serde_json::Value::Bool(true),
-        }
-    };
+/// Which programs load, by index: those whose condition holds for the flags of this run
+/// and that `--no-program` does not leave out.
+fn enabled(pkg: &Package, values: &[(usize, Vec<u8>)], choices: &Choices) -> Vec<bool> {
     pkg.programs
         .iter()
-        .map(|p| match &p.when {
-            Some(cond) => bool_value(&cond.global) == cond.equals,
-            None => true,
+        .map(|p| {
+            let holds = match &p.when {
+                Some(cond) => choices::flag_on(pkg, values, choices, &cond.global) == cond.equals,
+                None => true,
+            };
+            holds && !choices.left_out.contains(&p.name)
         })
         .collect()
 }
@@ -272,7 +284,7 @@ pub(crate) fn command(package: &Verified) -> Command {
             cmd = cmd.arg(arg);
         }
     }
-    cmd
+    choices::args(cmd, pkg)
 }
 
 #[cfg(test)]

@@ -208,5 +208,6 @@ fn load_error(pkg: &Package, e: libbpf_rs::Error) -> RunError {
         name: pkg.name.clone(),
         error,
         hint,
+        program: Some(program).filter(|p| !p.is_empty()),
     }
 }

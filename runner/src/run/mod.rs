@@ -3,15 +3,24 @@
 //!
 //! ```text
 //!  Verified (spec::verify)  read, checksum verified, matched against the object's BTF
-//!  + Invocation             the command line: format, flag values, enabled programs
-//!  → Configured             opened from memory, globals written, programs enabled or not
+//!  + Invocation             the command line: format, flag values, switches, map sizes,
+//!                           programs its conditions and --no-program allow
+//!  + Selection (choose)     of each group the best program this kernel supports, optional
+//!                           programs whose hook is here (probe.rs)
+//!  → Configured             opened from memory, globals written, maps sized, programs
+//!                           enabled or not
 //!  → Loaded                 in the kernel; event channels and map views opened
 //!  → Attached               programs attached; dropping it detaches them
 //!  → stream                 events and map views printed until stopped; then detached,
 //!                           drained, unloaded
 //! ```
+//!
+//! A program that fails to load or attach and may be left out (optional, or with an
+//! alternative left) is: the selection decides again and the object is opened anew.
 
 mod attach;
+mod choices;
+mod choose;
 mod configure;
 mod error;
 mod invocation;
@@ -24,9 +33,13 @@ use std::ffi::{OsStr, OsString};
 
 use crate::kernel;
 use crate::oci::{self, PullOptions};
+use crate::probe::{self, Hooks};
 use crate::spec::verify::Verified;
 use attach::Attached;
+use choose::Selection;
 use configure::Configured;
+use error::RunError;
+use invocation::Invocation;
 use load::Loaded;
 
 /// `runner run [REGISTRY OPTIONS] <PACKAGE> [OPTIONS]`: the package is a file or an image
@@ -42,10 +55,58 @@ pub fn main(package: &OsStr, args: &[OsString], pull: &PullOptions) -> anyhow::R
     let run = invocation::Invocation::parse(&package, args)?;
     kernel::capture_libbpf_log(run.verbose);
     kernel::check_privileges()?;
-    let configured = Configured::new(package, run)?;
-    let loaded = Loaded::new(configured)?;
-    let attached = Attached::new(loaded)?;
+    let attached = start(package, run, &probe::Kernel)?;
     let stats = stream::stream(attached)?;
     crate::note!("runner: {} events, {} lost", stats.events, stats.lost);
     Ok(())
+}
+
+/// Choose the programs this kernel can run, then configure, load and attach; a program
+/// that fails and may be left out (optional, or with an alternative) is, and the object
+/// is loaded again without it.
+fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::Result<Attached> {
+    let mut selection = Selection::new(run.enabled.clone());
+    let notes = selection
+        .choose(package.package(), hooks)
+        .map_err(anyhow::Error::msg)?;
+    for note in notes {
+        crate::note!("runner: {note}");
+    }
+    loop {
+        run.enabled = selection.enabled().to_vec();
+        let attempt = Configured::new(package.clone(), run.clone())
+            .and_then(Loaded::new)
+            .and_then(Attached::new);
+        let error = match attempt {
+            Ok(attached) => return Ok(attached),
+            Err(error) => error,
+        };
+        let Some(program) = error
+            .downcast_ref::<RunError>()
+            .and_then(RunError::program)
+            .map(str::to_string)
+        else {
+            return Err(error);
+        };
+        let text = match error.downcast_ref::<RunError>() {
+            Some(RunError::Verifier { log, .. }) => {
+                // The reason is the last line before the verifier's statistics.
+                let reason = log
+                    .lines()
+                    .rev()
+                    .find(|l| !(l.starts_with("processed ") || l.starts_with("verification time")));
+                format!("the verifier rejected it: {}", reason.unwrap_or_default())
+            }
+            _ => error.to_string(),
+        };
+        match selection.after_failure(package.package(), hooks, &program, &text) {
+            None => return Err(error),
+            Some(Err(why)) => return Err(error.context(why)),
+            Some(Ok(notes)) => {
+                for note in notes {
+                    crate::note!("runner: {note}");
+                }
+            }
+        }
+    }
 }

@@ -156,6 +156,16 @@ impl ObjectBtf {
         }
     }
 
+    /// The raw BTF entry `id`, for code that writes C declarations (`spec::kfuncs`).
+    pub(crate) fn entry(&self, id: u32) -> Result<&B> {
+        self.get(id)
+    }
+
+    /// The name of a named part of an entry: a parameter, a member.
+    pub(crate) fn part_name(&self, part: &dyn BtfType) -> String {
+        self.name_of(part)
+    }
+
     /// Every id that carries declaration tags, with its tags in BTF order.
     pub fn tagged(&self) -> impl Iterator<Item = (u32, &[String])> {
         self.tags.iter().map(|(id, tags)| (*id, tags.as_slice()))
@@ -265,6 +275,22 @@ impl ObjectBtf {
             }
         }
         names
+    }
+
+    /// Whether `volatile` qualifies type `id`, anywhere along its typedefs and qualifiers
+    /// (for an array, its elements': C puts `const volatile char s[16]`'s qualifiers there).
+    pub fn is_volatile(&self, mut id: u32) -> Result<bool> {
+        for _ in 0..MAX_DEPTH {
+            let ty = self.get(id)?;
+            match ty {
+                B::Volatile(_) => return Ok(true),
+                B::Typedef(_) | B::Const(_) | B::Restrict(_) | B::TypeTag(_) | B::Array(_) => {
+                    id = ty.as_btf_type().and_then(|t| t.get_type_id()).unwrap_or(0);
+                }
+                _ => return Ok(false),
+            }
+        }
+        Err(BtfError::TooDeep(id))
     }
 
     /// Follow typedefs, qualifiers and type tags down to the type that has a shape.

@@ -151,6 +151,7 @@ fn import(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), EunomiaError> 
         source: None,
         description: doc.and_then(|d| d.brief.clone().or_else(|| d.description.clone())),
         events,
+        sidecar: None,
     };
     let mut package = pack::pack(&object, &opts).map_err(pack_err)?;
     for global in &mut package.globals {

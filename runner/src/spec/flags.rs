@@ -22,7 +22,17 @@ pub fn unsettable_reason(ty: &Type) -> Option<&'static str> {
 
 /// Long options of `runner run` itself; a global of the same name gets no flag.
 pub const RUNNER_OPTIONS: &[&str] = &[
-    "output", "duration", "interval", "view", "clear", "names", "verbose", "attach", "help",
+    "output",
+    "duration",
+    "interval",
+    "view",
+    "clear",
+    "names",
+    "verbose",
+    "attach",
+    "no-program",
+    "map-size",
+    "help",
     "version",
 ];
 

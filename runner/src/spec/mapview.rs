@@ -260,6 +260,7 @@ mod tests {
             value,
             view: None,
             unit: None,
+            size: None,
         }
     }
 

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::spec::sidecar::{Choice, Entries};
 use crate::spec::types::Type;
 pub use crate::spec::vocab::{Channel, MapType, View};
 
@@ -22,8 +23,50 @@ pub use crate::spec::vocab::{Channel, MapType, View};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The features, beyond format version 1 itself, that this runner implements: a package
-/// that `requires` another is refused.
-pub const FEATURES: &[&str] = &[];
+/// that `requires` another is refused. Each is something a runner must understand to run
+/// the package correctly; the packer lists the ones a package uses ([`Feature`]).
+pub const FEATURES: &[&str] = &[
+    Feature::Switches.name(),
+    Feature::Alternatives.name(),
+    Feature::OptionalPrograms.name(),
+    Feature::PackageDefaults.name(),
+    Feature::ImpliedValues.name(),
+    Feature::MapSizes.name(),
+    Feature::AttachTargets.name(),
+];
+
+/// A feature a package may require (see [`FEATURES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Feature {
+    /// Program conditions may name a switch (`switches`), a flag with no global.
+    Switches,
+    /// Of each of `groups`, exactly one program loads: the best this kernel supports.
+    Alternatives,
+    /// A program marked `optional` is left out when it cannot load or attach.
+    OptionalPrograms,
+    /// A global with a `compiled` value has another default, written before load.
+    PackageDefaults,
+    /// Setting a global also sets the globals its `implies` lists.
+    ImpliedValues,
+    /// A map's `size` gives the size of a map the object declares without one.
+    MapSizes,
+    /// A uprobe's `targets` are tried in order when `--attach` gives none.
+    AttachTargets,
+}
+
+impl Feature {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Feature::Switches => "switches",
+            Feature::Alternatives => "alternatives",
+            Feature::OptionalPrograms => "optional_programs",
+            Feature::PackageDefaults => "package_defaults",
+            Feature::ImpliedValues => "implied_values",
+            Feature::MapSizes => "map_sizes",
+            Feature::AttachTargets => "attach_targets",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Package {
@@ -35,10 +78,37 @@ pub struct Package {
     pub description: String,
     pub license: String,
     pub globals: Vec<Global>,
+    /// Flags of `runner run` with no global behind them, used in program conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub switches: Vec<Switch>,
     pub events: Vec<Event>,
     pub maps: Vec<Map>,
     pub programs: Vec<Program>,
+    /// Programs that are alternatives for one event: exactly one of each group loads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// What the description is derived from besides the object: the validated sidecar
+    /// (`spec::sidecar`), as found in the package (unknown keys in it are ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declarations: Option<serde_json::Value>,
     pub object: Embedded,
+}
+
+/// A switch: a bool flag that is no global.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Switch {
+    pub name: String,
+    pub help: String,
+}
+
+/// Alternative programs for one event, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub programs: Vec<String>,
+    /// Declared (in the sidecar) rather than found: the same hook through different
+    /// mechanisms (`tp_btf`/`raw_tp`, `fentry`/`kprobe`, `fexit`/`kretprobe`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 /// A global variable of `.rodata`, `.data` or `.bss`.
@@ -50,12 +120,26 @@ pub struct Global {
     pub size: u64,
     #[serde(rename = "type")]
     pub ty: Type,
-    /// The value compiled into the object, decoded.
+    /// The value the global has when its flag is not given, decoded: the value compiled
+    /// into the object, unless the package declares another (then in `compiled`).
     pub default: serde_json::Value,
+    /// The value compiled into the object, when the package's default differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<serde_json::Value>,
     /// The command-line flag (`--<flag>`), or why there is none.
     pub flag: Flag,
     /// The author's comment above the declaration.
     pub help: String,
+    /// Setting this global's flag also sets these globals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub implies: Vec<Implied>,
+}
+
+/// A global set, with this value, by setting another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Implied {
+    pub global: String,
+    pub value: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +194,10 @@ pub struct Map {
     /// The unit of the values a histogram view counts (`usecs`), for its header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The size to create the map with, when the object leaves it to userspace: a number,
+    /// `pid_max`, `ncpus`, or a choice on a flag (`{"if", "then", "else"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Choice<Entries>>,
 }
 
 /// A map's view: one this runner knows, or none (a newer runner's view is presentation
@@ -124,9 +212,16 @@ pub struct Program {
     pub name: String,
     pub section: String,
     pub attach: Attach,
-    /// Load and attach only when this bool global has this value.
+    /// Load and attach only when this bool global (or switch) has this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Condition>,
+    /// Left out, with one line on stderr, when it cannot load or attach.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+    /// For a uprobe without a target: `BINARY:FUNCTION` targets tried in order when
+    /// `--attach` gives none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +255,7 @@ pub enum AttachKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Condition {
+    /// A bool global, or one of the package's switches.
     pub global: String,
     pub equals: bool,
 }

@@ -1,6 +1,6 @@
 //! What only the C source knows: the author's comments. The comment right above a global
-//! (or at the end of its line) becomes its flag's help; the first comment of the file that
-//! is not a license line becomes the package's description.
+//! (or at the end of its line) becomes its flag's help; the first of the comments leading
+//! the file (before any code) that is not a license line becomes the package's description.
 
 /// The comment documenting the top-level declaration of `name`, joined into one line.
 pub fn global_comment(source: &str, name: &str) -> Option<String> {
@@ -12,8 +12,8 @@ pub fn global_comment(source: &str, name: &str) -> Option<String> {
     comment_above(&lines[..at])
 }
 
-/// The first paragraph of the first comment of the file that is not an SPDX or
-/// copyright line.
+/// The first paragraph of the first comment leading the file (before its first line of
+/// code) that is not an SPDX or copyright line.
 pub fn description(source: &str) -> Option<String> {
     let lines: Vec<&str> = source.lines().collect();
     let mut i = 0;
@@ -32,9 +32,12 @@ pub fn description(source: &str) -> Option<String> {
             let text = first_paragraph(&lines[i..=end]);
             i = end + 1;
             text
-        } else {
+        } else if line.is_empty() {
             i += 1;
             continue;
+        } else {
+            // Code: only the comments that lead the file describe it.
+            return None;
         };
         let lower = block.to_ascii_lowercase();
         if !block.is_empty() && !lower.starts_with("spdx") && !lower.starts_with("copyright") {
@@ -183,6 +186,14 @@ int f(void) { return filtered_pid; }\n";
             global_comment("x;\nint g(void) { return pid; }\n", "pid"),
             None
         );
+    }
+
+    #[test]
+    fn description_is_a_leading_comment_only() {
+        let late = "// SPDX-License-Identifier: GPL-2.0\n// Copyright (c) 2020 Someone\n#include <vmlinux.h>\n/* filters */\nint f(void)\n{\n\t/* inside a function */\n}\n";
+        assert_eq!(description(late), None);
+        let second = "// SPDX-License-Identifier: GPL-2.0\n\n/* mytool: what it does */\n#include <vmlinux.h>\n";
+        assert_eq!(description(second).as_deref(), Some("mytool: what it does"));
     }
 
     #[test]

@@ -15,13 +15,16 @@ use std::path::{Path, PathBuf};
 
 use crate::spec::eunomia;
 use crate::spec::mapview;
-use crate::spec::pack::{self, Description};
+use crate::spec::pack::{self, Description, PackError};
 use crate::spec::package::{Global, Map, Package};
+use crate::spec::sidecar::Sidecar;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("package `{path}`: the embedded object does not match the package's description ({what}); rebuild the package")]
     Mismatch { path: PathBuf, what: String },
+    #[error("package `{path}`: its declarations do not fit the embedded object: {what}")]
+    Declarations { path: PathBuf, what: String },
     #[error("package `{path}`: the embedded object is not usable")]
     BadObject {
         path: PathBuf,
@@ -31,6 +34,7 @@ pub enum VerifyError {
 }
 
 /// A package whose object is intact, described as the object says.
+#[derive(Clone)]
 pub struct Verified {
     path: PathBuf,
     pkg: Package,
@@ -61,10 +65,28 @@ impl Verified {
             .iter()
             .map(|e| (e.map.clone(), e.struct_name.clone()))
             .collect();
+        let declarations =
+            match &manifest.declarations {
+                Some(value) => Some(Sidecar::from_package(value).map_err(|what| {
+                    VerifyError::Declarations {
+                        path: path.into(),
+                        what,
+                    }
+                })?),
+                None => None,
+            };
         let mut desc =
-            pack::describe(&object, None, &overrides).map_err(|source| VerifyError::BadObject {
-                path: path.into(),
-                source,
+            pack::describe(&object, None, &overrides, declarations.as_ref()).map_err(|source| {
+                match source {
+                    PackError::Declaration { at, what } => VerifyError::Declarations {
+                        path: path.into(),
+                        what: format!("{at}: {what}"),
+                    },
+                    source => VerifyError::BadObject {
+                        path: path.into(),
+                        source,
+                    },
+                }
             })?;
         adopt_map_views(&manifest, &mut desc.maps);
         if let Some(what) = unsafe_difference(&manifest, &desc) {
@@ -82,6 +104,7 @@ impl Verified {
                 )
             })
             .collect();
+        let requires = desc.requires();
         let globals = desc
             .globals
             .into_iter()
@@ -91,11 +114,14 @@ impl Verified {
             })
             .collect();
         let pkg = Package {
+            requires,
             license: desc.license,
             globals,
+            switches: desc.switches,
             events: desc.events,
             maps: desc.maps,
             programs: desc.programs,
+            groups: desc.groups,
             ..manifest
         };
         Ok(Verified {

@@ -50,6 +50,10 @@ pub enum PackError {
     },
     #[error(transparent)]
     BadView(#[from] crate::spec::mapview::ViewError),
+    /// A declaration (of a sidecar, or stored in a package) that does not fit the object;
+    /// `at` is where it is, like `programs.optional[2]`.
+    #[error("{at}: {what}")]
+    Declaration { at: String, what: String },
     #[error("program `{program}`: tag `runner:{key}={global}` names no bool global")]
     BadCondition {
         program: String,

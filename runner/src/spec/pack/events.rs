@@ -117,8 +117,11 @@ fn check_lost_counters(tags: &Annotations, channels: &[&(u32, Map)]) -> Result<(
 /// The structs an event may be: the ones the program's own files define when `runner build`
 /// anchored them, else every named struct but the kernel's (program context types and
 /// tracepoint records), so a tracepoint's context is never taken for the event.
+/// CO-RE flavours (`struct foo___x`, libbpf's name for another layout of `struct foo`)
+/// are never candidates.
 fn event_candidates(btf: &ObjectBtf) -> Vec<String> {
-    let anchored = btf.keep_structs(KEEP_SECTION);
+    let mut anchored = btf.keep_structs(KEEP_SECTION);
+    anchored.retain(|n| !is_flavour(n));
     if !anchored.is_empty() {
         return anchored;
     }
@@ -126,9 +129,17 @@ fn event_candidates(btf: &ObjectBtf) -> Vec<String> {
     btf.struct_names()
         .into_iter()
         .filter(|n| {
-            !contexts.contains(n) && !n.starts_with("trace_event_raw_") && n != "trace_entry"
+            !contexts.contains(n)
+                && !n.starts_with("trace_event_raw_")
+                && n != "trace_entry"
+                && !is_flavour(n)
         })
         .collect()
+}
+
+/// A CO-RE flavour of a kernel type: libbpf ignores what follows `___` in its name.
+pub(crate) fn is_flavour(name: &str) -> bool {
+    name.contains("___")
 }
 
 /// `struct a`, `struct b` for an error message.

@@ -13,6 +13,9 @@ use crate::spec::types::{Kind, Type};
 use crate::spec::value::json_value;
 use crate::spec::vocab::DataSection;
 
+/// Why a `const` global without `volatile` is no flag.
+const FOLDED: &str = "a `const` without `volatile`: clang folded its value into the code, so a flag could not change what the program does (declare it `const volatile` to make it one)";
+
 /// Globals larger than this get no decoded default (`null`).
 const MAX_DEFAULT_SIZE: u64 = 64 * 1024;
 
@@ -74,6 +77,11 @@ fn global(
             "counts events lost on map `{map}`; the runner reports it"
         )),
         None if var.is_static => Flag::None("static variables are private to the program".into()),
+        None if DataSection::of(section) == Some(DataSection::Rodata)
+            && !btf.is_volatile(var.type_id)? =>
+        {
+            Flag::None(FOLDED.into())
+        }
         None => flags::flag_for(&var.name, &ty),
     };
     let help = source
@@ -86,8 +94,10 @@ fn global(
         size,
         ty,
         default,
+        compiled: None,
         flag,
         help,
+        implies: Vec::new(),
     })
 }
 

@@ -24,6 +24,7 @@ pub(super) fn maps(btf: &ObjectBtf, tags: &Annotations) -> Result<Vec<(u32, Map)
                 value: None,
                 view: None,
                 unit: None,
+                size: None,
             };
             let mut kind = 0;
             for (member, type_id) in btf.members(var.type_id)? {

@@ -3,9 +3,14 @@
 //! gives the same package for the same inputs, byte for byte.
 //!
 //! Each part of the description has its own file: [`globals`], [`events`], [`maps`],
-//! [`programs`]; [`annotations`] reads the `runner:` tags they all consult.
+//! [`programs`]; [`annotations`] reads the `runner:` tags they all consult; [`declare`]
+//! applies a sidecar's declarations and [`alternatives`] groups programs of which one
+//! loads.
 
+mod alternatives;
 mod annotations;
+mod declare;
+mod description;
 mod error;
 mod events;
 mod globals;
@@ -14,9 +19,11 @@ mod programs;
 
 use crate::spec::btf::ObjectBtf;
 use crate::spec::elf::ElfInfo;
-use crate::spec::package::{Embedded, Event, Global, Map, Package, Program, FORMAT_VERSION};
+use crate::spec::package::{Embedded, Package, FORMAT_VERSION};
+use crate::spec::sidecar::Sidecar;
 use crate::spec::source;
 
+pub use description::Description;
 pub use error::PackError;
 
 /// What the packer is told besides the object.
@@ -28,39 +35,46 @@ pub struct PackOptions {
     pub description: Option<String>,
     /// `map=struct` overrides of the event struct lookup.
     pub events: Vec<(String, String)>,
+    /// The sidecar's declarations, read but not yet checked against the object.
+    pub sidecar: Option<Sidecar>,
 }
 
-/// What the object itself says about its globals, events, maps and programs. The runner
-/// recomputes this from the embedded object to check a package before trusting it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Description {
-    pub license: String,
-    pub globals: Vec<Global>,
-    pub events: Vec<Event>,
-    pub maps: Vec<Map>,
-    pub programs: Vec<Program>,
-}
-
-/// Describe `object`; `source` (the C text) only adds the help of globals.
+/// Describe `object`; `source` (the C text) only adds the help of globals. `declarations`
+/// (a sidecar) are checked against the object and applied; `events` (`--event`) win over
+/// the event choices they make.
 pub fn describe(
     object: &[u8],
     source: Option<&str>,
     events: &[(String, String)],
+    declarations: Option<&Sidecar>,
 ) -> Result<Description, PackError> {
     let elf = ElfInfo::parse(object)?;
     let btf = ObjectBtf::parse(&elf.btf)?;
     let tags = annotations::Annotations::collect(&btf)?;
     let maps = maps::maps(&btf, &tags)?;
     let globals = globals::globals(&elf, &btf, &tags, source)?;
-    let events = events::events(&btf, &tags, &maps, &globals, events)?;
+    let mut choices: Vec<(String, String)> = declarations
+        .map(|d| d.events.clone().into_iter().collect())
+        .unwrap_or_default();
+    choices.retain(|(map, _)| !events.iter().any(|(m, _)| m == map));
+    choices.extend(events.iter().cloned());
+    let events = events::events(&btf, &tags, &maps, &globals, &choices)?;
     let programs = programs::programs(&elf, &btf, &tags, &globals)?;
-    Ok(Description {
+    let mut d = Description {
         license: elf.license.clone().unwrap_or_default(),
         globals,
         events,
         maps: maps.into_iter().map(|(_, m)| m).collect(),
         programs,
-    })
+        switches: Vec::new(),
+        groups: Vec::new(),
+    };
+    if let Some(declarations) = declarations {
+        declare::apply(&mut d, declarations)?;
+    }
+    let declared = declarations.map_or(&[][..], |s| &s.programs.groups[..]);
+    d.groups = alternatives::groups(&d.programs, declared);
+    Ok(d)
 }
 
 /// The event channels (ring buffers, perf event arrays) of `object`, by map name.
@@ -77,10 +91,12 @@ pub fn channel_maps(object: &[u8]) -> Result<Vec<String>, PackError> {
 
 /// Describe `object` completely, as a package.
 pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
-    let d = describe(object, opts.source.as_deref(), &opts.events)?;
+    let sidecar = opts.sidecar.as_ref().filter(|s| !s.is_empty());
+    let d = describe(object, opts.source.as_deref(), &opts.events, sidecar)?;
     let description = opts
         .description
         .clone()
+        .or_else(|| sidecar.and_then(|s| s.description.clone()))
         .or_else(|| opts.source.as_deref().and_then(source::description))
         .map(|d| match d.strip_prefix(&format!("{}:", opts.name)) {
             Some(rest) => rest.trim_start().to_string(),
@@ -89,14 +105,17 @@ pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
         .unwrap_or_default();
     Ok(Package {
         format_version: FORMAT_VERSION,
-        requires: Vec::new(),
+        requires: d.requires(),
         name: opts.name.clone(),
         description,
         license: d.license,
         globals: d.globals,
+        switches: d.switches,
         events: d.events,
         maps: d.maps,
         programs: d.programs,
+        groups: d.groups,
+        declarations: sidecar.map(|s| serde_json::to_value(s).expect("a sidecar serializes")),
         object: Embedded::new(object),
     })
 }

@@ -71,6 +71,8 @@ pub(super) fn programs(
             section: prog.section.clone(),
             attach: attach_for(&prog.section),
             when,
+            optional: false,
+            targets: Vec::new(),
         });
     }
     Ok(out)
