@@ -539,10 +539,9 @@ fn random_struct(rng: &mut Rng, depth: u32) -> Type {
     let mut offset = 0;
     for _ in 0..(2 + rng.next() % 6) {
         let name = rng.pick(NAMES).to_string();
-        let format = rng.pick(FORMATS).map(|f| Shown {
-            format: ValueFormat::parse(f).unwrap(),
-            on_request: false,
-        });
+        let format = rng
+            .pick(FORMATS)
+            .map(|f| Shown::format(ValueFormat::parse(f).unwrap(), false));
         let (ty, shown) = match rng.next() % 6 {
             0 if depth > 0 => (random_struct(rng, depth - 1), None),
             1 => (

@@ -22,7 +22,7 @@ use runner::spec::package::{
     Attach, AttachKind, Channel, Choice, Condition, Embedded, Entries, Event, Global, Group,
     Implied, Map, Package, Program, Switch, View, FORMAT_VERSION,
 };
-use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Shown, Type};
+use runner::spec::types::{self, Bitfield, EnumValue, Kind, Member, Selector, Shown, Type};
 use runner::spec::vocab::ValueFormat;
 use serde_json::{json, Value};
 
@@ -411,8 +411,15 @@ fn record(with_enums: bool) -> Type {
         },
         Member {
             shown: Some(Shown {
-                format: ValueFormat::Signal,
-                on_request: true,
+                hidden: true,
+                selected_by: Some(Selector {
+                    member: "c".into(),
+                    cases: vec![types::Case {
+                        value: 1,
+                        member: "x".into(),
+                    }],
+                }),
+                ..Shown::format(ValueFormat::Signal, true)
             }),
             ..member("c", 4, char_t.clone())
         },

@@ -124,6 +124,15 @@ fn full() -> Value {
                 "unit": "usecs"
             },
             "data": {"view": "table"}
+        },
+        "formats": {
+            "event": {
+                "ret": "errno",
+                "ts": "hide",
+                "lat": {"format": "duration:ns:ms", "hide": true},
+                "sig": {"names": "signal"},
+                "arg": {"union": "op", "cases": {"MOUNT": "mount", "7": "fsopen"}}
+            }
         }
     })
 }
@@ -162,7 +171,15 @@ fn keys(value: &Value, out: &mut BTreeSet<String>, names_below: &[&str]) {
     if let Value::Object(map) = value {
         for (key, child) in map {
             out.insert(key.clone());
-            if names_below.contains(&key.as_str()) {
+            if key == "formats" {
+                // Struct names, then member paths, then fields.
+                let structs = child.as_object().into_iter().flat_map(|m| m.values());
+                for members in structs.filter_map(Value::as_object) {
+                    for decl in members.values() {
+                        keys(decl, out, names_below);
+                    }
+                }
+            } else if names_below.contains(&key.as_str()) {
                 // Keys below are names (of globals, programs, maps), not fields.
                 for grandchild in child.as_object().into_iter().flat_map(|m| m.values()) {
                     keys(grandchild, out, names_below);
@@ -182,7 +199,7 @@ fn schema_fields_are_the_fields_the_runner_reads() {
         &value,
         &mut written,
         &[
-            "events", "flags", "globals", "maps", "if", "unless", "attach", "implies",
+            "events", "flags", "globals", "maps", "if", "unless", "attach", "implies", "cases",
         ],
     );
     let mut described = BTreeSet::new();
@@ -215,13 +232,23 @@ fn schema_fields_are_the_fields_the_runner_reads() {
 /// error names where.
 #[test]
 fn broken_sidecars_are_rejected_by_both_at_the_right_place() {
-    let cases: [(&str, Value, &str); 9] = [
+    let cases: [(&str, Value, &str); 11] = [
         (
             "/programs/optinal",
             json!(["c"]),
             "programs.optinal: unknown key `optinal`",
         ),
-        ("/formats", json!({}), "formats: unknown key `formats`"),
+        ("/metrics", json!({}), "metrics: unknown key `metrics`"),
+        (
+            "/formats/event/ret",
+            json!("erno"),
+            "formats.event.ret: unknown format `erno`; valid ones: errno,",
+        ),
+        (
+            "/formats/event/sig/nmaes",
+            json!("signal"),
+            "formats.event.sig.nmaes: unknown key `nmaes`; expected one of `format`, `names`, `hide`, `union`, `cases`",
+        ),
         (
             "/globals/filter/hidden",
             json!("x"),

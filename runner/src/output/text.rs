@@ -268,7 +268,9 @@ pub(crate) fn natural_width(node: &Node) -> usize {
         Node::Text { len, .. } => len.saturating_sub(1).clamp(4, 16),
         Node::Bytes { len, .. } => (len * 2).min(32),
         Node::Pointer { .. } => 18,
-        Node::Array { .. } | Node::Record { .. } | Node::Trailing { .. } => 16,
+        Node::Array { .. } | Node::Record { .. } | Node::Trailing { .. } | Node::Select { .. } => {
+            16
+        }
         Node::Format { format, node, .. } => match format {
             ValueFormat::Errno | ValueFormat::Signal | ValueFormat::Dev => 7,
             ValueFormat::Syscall | ValueFormat::Duration { .. } => 10,

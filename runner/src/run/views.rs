@@ -37,6 +37,8 @@ fn int_leaves(node: &Node, base: usize, out: &mut Vec<(usize, usize)>) {
                 int_leaves(field, base, out);
             }
         }
+        // A number in a declared format (a total in `duration:ns`) is summed as one.
+        Node::Format { node, .. } => int_leaves(node, base, out),
         _ => {}
     }
 }

@@ -512,7 +512,7 @@ fn shown_of(tags: &[String], what: &str) -> Result<Option<Shown>> {
     for tag in tags {
         match Annotation::parse(tag, Target::Value, what) {
             Some(Ok(Annotation::Format { format, on_request })) => {
-                shown = Some(Shown { format, on_request })
+                shown = Some(Shown::format(format, on_request))
             }
             Some(Ok(_)) | None => {}
             Some(Err(e)) => return Err(e.into()),

@@ -13,6 +13,7 @@ pub mod names;
 pub(crate) mod pack;
 pub mod package;
 pub mod plan;
+pub mod shown_decl;
 pub mod sidecar;
 pub(crate) mod source;
 pub(crate) mod tail;

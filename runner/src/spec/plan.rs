@@ -14,7 +14,7 @@
 //! not written by a C compiler) gets `@2`, `@3`... after it.
 
 use crate::spec::tail;
-use crate::spec::types::{sign_extend, Bitfield, Kind, Member, Type};
+use crate::spec::types::{sign_extend, Bitfield, Kind, Member, Selector, Type};
 use crate::spec::vocab::ValueFormat;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,12 @@ pub enum PlanError {
         member: String,
         format: ValueFormat,
         needs: &'static str,
+    },
+    #[error("member `{member}` of `{c}`: {what}")]
+    Select {
+        c: String,
+        member: String,
+        what: String,
     },
 }
 
@@ -226,6 +232,13 @@ pub enum Node {
         /// Records come padded to 8 bytes (a perf buffer): see [`tail::strings`].
         padded: bool,
     },
+    /// A union of which one member is shown, the one the value `by` reads selects
+    /// (`cases`: value, index into `fields`); for any other value, all of them.
+    Select {
+        by: Box<Node>,
+        cases: Vec<(i128, usize)>,
+        fields: Vec<(String, Node)>,
+    },
     /// A value shown in a declared format: `node` reads the number (an `Int`, `Bits`,
     /// `Enum` or `Pointer`), or the bytes of an address (`Bytes`).
     Format {
@@ -308,12 +321,12 @@ impl Plan {
             shows,
         };
         let mut elem = compiler.compile(elem, 0)?;
-        if let Some(shown) = member
+        if let Some(format) = member
             .shown
             .as_ref()
-            .filter(|s| shows.names || !s.on_request)
+            .and_then(|s| s.shown_format(shows.names))
         {
-            elem = compiler.format(member, &shown.format, elem)?;
+            elem = compiler.format(member, format, elem)?;
         }
         *last = Node::Trailing {
             off: member.offset as usize,
@@ -447,14 +460,19 @@ impl Compiler<'_> {
                 Some(bf) => self.bitfield(m, bf, base)?,
                 None => self.compile(&m.ty, base + m.offset as usize)?,
             };
-            if let Some(shown) = m.shown.as_ref() {
-                if self.shows.names || !shown.on_request {
-                    let family = self.family(m, &shown.format, members, base)?;
-                    node = self.format(m, &shown.format, node)?;
-                    if let (Node::Format { family: slot, .. }, Some(f)) = (&mut node, family) {
-                        *slot = Some(Box::new(f));
-                    }
+            let shown = m.shown.clone().unwrap_or_default();
+            if shown.hidden {
+                continue;
+            }
+            if let Some(format) = shown.shown_format(self.shows.names) {
+                let family = self.family(m, format, members, base)?;
+                node = self.format(m, format, node)?;
+                if let (Node::Format { family: slot, .. }, Some(f)) = (&mut node, family) {
+                    *slot = Some(Box::new(f));
                 }
+            }
+            if let Some(selector) = &shown.selected_by {
+                node = self.select(m, selector, node, members, base)?;
             }
             match node {
                 // An anonymous struct or union: its members read as the parent's own.
@@ -564,23 +582,68 @@ impl Compiler<'_> {
         let ValueFormat::Ip(name) = format else {
             return Ok(None);
         };
-        let fail = || {
-            PlanError::Format {
+        self.sibling_int(members, name, base).map(Some).ok_or_else(|| PlanError::Format {
             c: self.root.c.clone(),
             member: m.name.clone(),
             format: format.clone(),
             needs: "an integer member of the same struct by that name, holding the family (4 or AF_INET, 6 or AF_INET6)",
-        }
-        };
-        let sibling = members.iter().find(|s| s.name == *name).ok_or_else(fail)?;
+        })
+    }
+
+    /// The reader of integer (or enum) member `name` of the struct of `members`.
+    fn sibling_int(&self, members: &[Member], name: &str, base: usize) -> Option<Node> {
+        let sibling = members.iter().find(|s| s.name == *name)?;
         let node = match sibling.bitfield {
-            Some(bf) => self.bitfield(sibling, bf, base)?,
-            None => self.compile(&sibling.ty, base + sibling.offset as usize)?,
+            Some(bf) => self.bitfield(sibling, bf, base).ok()?,
+            None => self
+                .compile(&sibling.ty, base + sibling.offset as usize)
+                .ok()?,
         };
-        match node {
-            Node::Int { .. } | Node::Bits { .. } | Node::Enum { .. } => Ok(Some(node)),
-            _ => Err(fail()),
+        matches!(
+            node,
+            Node::Int { .. } | Node::Bits { .. } | Node::Enum { .. }
+        )
+        .then_some(node)
+    }
+
+    /// Union member `m`, read by `node`, showing only the member `selector` picks.
+    fn select(
+        &self,
+        m: &Member,
+        selector: &Selector,
+        node: Node,
+        members: &[Member],
+        base: usize,
+    ) -> Result<Node, PlanError> {
+        let fail = |what: String| PlanError::Select {
+            c: self.root.c.clone(),
+            member: m.name.clone(),
+            what,
+        };
+        let Node::Record { fields } = node else {
+            return Err(fail("only a union's member can be selected".into()));
+        };
+        let by = self
+            .sibling_int(members, &selector.member, base)
+            .ok_or_else(|| {
+                fail(format!(
+                    "no integer or enum member `{}` in the same struct to select by",
+                    selector.member
+                ))
+            })?;
+        let mut cases = Vec::new();
+        for case in &selector.cases {
+            let index = fields
+                .iter()
+                .position(|(n, _)| *n == case.member)
+                .ok_or_else(|| fail(format!("no member `{}` to select", case.member)))?;
+            cases.push((case.value, index));
         }
+        Ok(Node::Select {
+            by: Box::new(by),
+            cases,
+            fields,
+        })
     }
 }
 
@@ -822,6 +885,22 @@ impl Node {
                 node,
                 family,
             } => visit_format(format, node, family.as_deref(), rec, base, sink),
+            Node::Select { by, cases, fields } => {
+                let selected = match raw_int(by, rec, base) {
+                    Some(Raw::Int { v, .. }) => cases.iter().find(|(c, _)| *c == v),
+                    _ => None,
+                };
+                sink.begin_record();
+                match selected.and_then(|(_, i)| fields.get(*i)) {
+                    Some((name, node)) => node.visit_field(name, true, rec, base, sink),
+                    None => {
+                        for (i, (name, node)) in fields.iter().enumerate() {
+                            node.visit_field(name, i == 0, rec, base, sink);
+                        }
+                    }
+                }
+                sink.end_record();
+            }
         }
     }
 

@@ -8,9 +8,9 @@
 //! A sidecar is written by a person, so unlike a package it is strict: an unknown key is
 //! an error naming where it is (`programs.optinal`), so a typo cannot silently do nothing.
 //! Stored in a package, the same declarations follow the package's rule instead: keys
-//! this runner does not know are ignored. New kinds of declarations (say, `formats` or
-//! `metrics`) are new top-level keys; one a runner must understand adds a feature to the
-//! package's `requires`.
+//! this runner does not know are ignored. New kinds of declarations (say, `metrics`) are
+//! new top-level keys; one a runner must understand adds a feature to the package's
+//! `requires` (`formats`, presentation only, needs none).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::spec::shown_decl::{MemberDecl, MEMBER_KEYS};
 use crate::spec::vocab::View;
 
 /// A sidecar file, read and parsed; every name in it still to be checked against the
@@ -43,6 +44,9 @@ pub struct Sidecar {
     pub programs: ProgramsDecl,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maps: BTreeMap<String, MapDecl>,
+    /// How members are shown, by struct name, then member path (`fname.depth`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub formats: BTreeMap<String, BTreeMap<String, MemberDecl>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -270,6 +274,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "globals",
             "programs",
             "maps",
+            "formats",
         ],
     ),
     ("flags.", &["help"]),
@@ -279,6 +284,7 @@ const KEYS: &[(&str, &[&str])] = &[
         &["groups", "optional", "if", "unless", "attach"],
     ),
     ("maps.", &["max_entries", "view", "unit"]),
+    ("formats.", MEMBER_KEYS),
 ];
 
 /// `a`, `b`, `c`: the keys of the object at `parent` (a path like `globals.targ_uid`).
@@ -355,8 +361,7 @@ impl Sidecar {
             },
             cause,
         };
-        let sidecar =
-            parsed.map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
+        // An unknown key first: a misspelt key is often why what follows does not parse.
         if let Some((parent, key)) = unknown.into_iter().next() {
             let at = if parent.is_empty() {
                 key.clone()
@@ -366,13 +371,17 @@ impl Sidecar {
             let cause = format!("unknown key `{key}`; expected one of {}", keys_of(&parent));
             return Err(error(at, cause));
         }
-        Ok(sidecar)
+        parsed.map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))
     }
 
     /// Parse the declarations stored in a package: keys this runner does not know are
     /// ignored, as everywhere in a package (a newer runner may have added them).
     pub fn from_package(value: &Value) -> Result<Sidecar, String> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut value = value.clone();
+        if let Some(formats) = value.get_mut("formats") {
+            crate::spec::shown_decl::drop_unknown_formats(formats);
+        }
+        serde_path_to_error::deserialize(&value).map_err(|e| {
             let at = e.path().to_string();
             format!("{at}: {}", e.into_inner())
         })
@@ -421,7 +430,9 @@ mod tests {
                            "unless": {"e": "kill_only"}, "attach": {"f": ["/bin/bash:readline"]}},
               "maps": {"start": {"max_entries": "pid_max"},
                        "hists": {"max_entries": {"if": "per_pid", "then": "pid_max", "else": 1},
-                                 "view": "log2_hist", "unit": "usecs"}}
+                                 "view": "log2_hist", "unit": "usecs"}},
+              "formats": {"event": {"ret": "errno", "ts": "hide",
+                                    "arg": {"union": "op", "cases": {"MOUNT": "mount"}}}}
             }"#,
         )
         .unwrap();
@@ -448,6 +459,12 @@ mod tests {
             ("globals.targ_uid", names(&full["globals"]["targ_uid"])),
             ("programs", names(&full["programs"])),
             ("maps.hists", names(&full["maps"]["hists"])),
+            (
+                "formats.event.arg",
+                ["format", "names", "hide", "union", "cases"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
         ] {
             let listed: Vec<String> = value.iter().map(|k| format!("`{k}`")).collect();
             assert_eq!(keys_of(parent), listed.join(", "), "{parent}");
@@ -472,9 +489,16 @@ mod tests {
             "sidecar `x.runner.json`: programs.optinal: unknown key `optinal`; expected one of `groups`, `optional`, `if`, `unless`, `attach`"
         );
         assert_eq!(
-            parse(r#"{"formats": {}}"#).unwrap_err(),
-            "sidecar `x.runner.json`: formats: unknown key `formats`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`"
+            parse(r#"{"metrics": {}}"#).unwrap_err(),
+            "sidecar `x.runner.json`: metrics: unknown key `metrics`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `formats`"
         );
+        assert_eq!(
+            parse(r#"{"formats": {"event": {"fname.depth": {"hdie": true}}}}"#).unwrap_err(),
+            "sidecar `x.runner.json`: formats.event.fname.depth.hdie: unknown key `hdie`; expected one of `format`, `names`, `hide`, `union`, `cases`"
+        );
+        assert!(parse(r#"{"formats": {"event": {"ret": "erno"}}}"#)
+            .unwrap_err()
+            .starts_with("sidecar `x.runner.json`: formats.event.ret: unknown format `erno`; valid ones: errno,"));
         assert_eq!(
             parse(r#"{"globals": {"g": {"defualt": 1}}}"#).unwrap_err(),
             "sidecar `x.runner.json`: globals.g.defualt: unknown key `defualt`; expected one of `default`, `help`, `hide`, `implies`"
@@ -488,7 +512,8 @@ mod tests {
             .unwrap_err()
             .ends_with("flags.k.hlep: unknown key `hlep`; expected one of `help`"));
         // In a package the same keys are ignored: a newer runner may have added them.
-        let newer = serde_json::json!({"formats": {}, "programs": {"optional": ["x"], "later": 1}});
+        let newer = serde_json::json!({"metrics": {}, "programs": {"optional": ["x"], "later": 1},
+            "formats": {"event": {"ret": {"format": "errno", "color": "red"}}}});
         assert_eq!(
             Sidecar::from_package(&newer).unwrap().programs.optional,
             ["x"]

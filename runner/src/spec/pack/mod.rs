@@ -16,6 +16,7 @@ mod events;
 mod globals;
 mod maps;
 mod programs;
+mod shown;
 
 use crate::spec::btf::ObjectBtf;
 use crate::spec::elf::ElfInfo;
