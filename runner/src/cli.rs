@@ -171,8 +171,9 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Info { package } => {
             let package = Verified::read(&package)?;
-            print!("{}", info::render(package.package()));
-            Ok(())
+            let text = info::render(package.package());
+            crate::stdio::print(crate::stdio::escape_controls(&text, true).as_bytes())
+                .context("cannot write to stdout")
         }
         Cmd::Run { package } => run::main(&package, &[]),
     }

@@ -155,7 +155,7 @@ pub(crate) fn command(package: &Verified) -> Command {
     };
     let mut cmd = Command::new("runner run")
         .bin_name(format!("runner run {}", package.path().display()))
-        .about(about)
+        .about(crate::stdio::escape_controls(&about, false).into_owned())
         .arg(runner_option(
             Arg::new("output")
                 .short('o')

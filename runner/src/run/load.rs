@@ -66,6 +66,10 @@ impl Loaded {
         &self.views
     }
 
+    pub fn channels(&self) -> &[Box<dyn Channel>] {
+        &self.channels
+    }
+
     pub fn channels_mut(&mut self) -> &mut [Box<dyn Channel>] {
         &mut self.channels
     }

@@ -17,6 +17,8 @@ mod error;
 mod invocation;
 mod load;
 mod poll;
+mod signals;
+mod stdout;
 mod stream;
 mod views;
 
@@ -41,6 +43,6 @@ pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
     let loaded = Loaded::new(configured)?;
     let attached = Attached::new(loaded)?;
     let stats = stream::stream(attached)?;
-    crate::note!("runner: {} events, {} lost", stats.events, stats.lost);
+    crate::note!("runner: {}", stats.summary());
     Ok(())
 }

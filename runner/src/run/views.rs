@@ -127,7 +127,7 @@ impl MapView {
         let key_ty = map.key.clone().unwrap_or_else(void_type);
         let value_ty = map.value.clone().unwrap_or_else(void_type);
         Ok(Some(MapView {
-            name: map.name.clone(),
+            name: crate::stdio::escape_controls(&map.name, false).into_owned(),
             view,
             key: Plan::compile(&key_ty)?,
             value: Plan::compile(&value_ty)?,

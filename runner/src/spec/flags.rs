@@ -169,7 +169,7 @@ pub fn arg_for(global: &Global) -> Option<Arg> {
     };
     let mut arg = Arg::new(long.clone())
         .long(long)
-        .help(help)
+        .help(crate::stdio::escape_controls(&help, false).into_owned())
         .value_name(value_name(&global.ty))
         .value_parser(parser)
         .help_heading("Program options");
