@@ -96,7 +96,8 @@ struct Stream {
     views_output: Box<dyn Output>,
     clock: Clock,
     stdout: Stdout,
-    /// Whether the poller waits for room on stdout.
+    /// Whether stdout is in the epoll set, and whether the set waits for room on it.
+    stdout_polled: bool,
     waits_for_room: bool,
     poller: Poller,
     signals: Signals,
@@ -157,17 +158,22 @@ impl Stream {
         poller
             .add(std::os::fd::AsFd::as_fd(&signals), SIGNALS)
             .context("cannot wait for signals")?;
-        if let Some(fd) = stdout.pollable() {
-            // Nothing asked for yet: EPOLLERR (the reader went away) always wakes the wait.
-            poller
-                .add_for(fd, STDOUT, 0)
-                .context("cannot wait on stdout")?;
-        }
+        // Nothing asked for yet: EPOLLERR (the reader went away) always wakes the wait.
+        // A device epoll cannot wait on (/dev/null) never makes a writer wait either.
+        let stdout_polled = match stdout.pollable() {
+            Some(fd) => match poller.add_for(fd, STDOUT, 0) {
+                Ok(()) => true,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => false,
+                Err(e) => return Err(e).context("cannot wait on stdout"),
+            },
+            None => false,
+        };
         Ok(Stream {
             readers,
             views_output: format.output(),
             clock: Clock::new(),
             stdout,
+            stdout_polled,
             waits_for_room: false,
             poller,
             signals,
@@ -220,7 +226,7 @@ impl Stream {
             return Ok(());
         }
         let want_room = self.stdout.waiting() > 0;
-        if want_room != self.waits_for_room {
+        if self.stdout_polled && want_room != self.waits_for_room {
             if let Some(fd) = self.stdout.pollable() {
                 let events = if want_room { libc::EPOLLOUT as u32 } else { 0 };
                 self.poller.modify(fd, STDOUT, events)?;
