@@ -171,6 +171,9 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Info { package } => {
             let package = Verified::read(&package)?;
+            for warning in package.warnings() {
+                crate::note!("runner: warning: {warning}");
+            }
             let text = info::render(package.package());
             crate::stdio::print(crate::stdio::escape_controls(&text, true).as_bytes())
                 .context("cannot write to stdout")

@@ -61,7 +61,11 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
 
 pub fn render(pkg: &Package) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {}", pkg.name, pkg.description);
+    if pkg.description.is_empty() {
+        let _ = writeln!(out, "{}", pkg.name);
+    } else {
+        let _ = writeln!(out, "{}: {}", pkg.name, pkg.description);
+    }
     let _ = writeln!(
         out,
         "license {:?}, object {} bytes, sha256 {}",

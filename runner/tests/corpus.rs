@@ -265,10 +265,33 @@ fn scalars_trigger(comm: &str) -> (u64, u64) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_table() {
     common::require_bpf();
-    let pkg = package("scalars");
+    check_scalars_table(&package("scalars"));
+}
+
+/// The scalars package of an earlier runner (`fixtures/compat/`) still decodes every width
+/// exactly.
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn scalars_from_an_earlier_runner_still_decode_exactly() {
+    common::require_bpf();
+    let frozen = std::fs::read_dir(corpus_dir().join("../compat"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("scalars-")
+        })
+        .expect("a frozen scalars package");
+    check_scalars_table(frozen.to_str().unwrap());
+}
+
+fn check_scalars_table(pkg: &str) {
     let comm = "scalars-0123456"; // 15 bytes: the longest comm, NUL in the last byte
     let mut window = (0, 0);
-    let done = trace(&[&pkg, "--target_tgid", &pid()], || {
+    let done = trace(&[pkg, "--target_tgid", &pid()], || {
         window = scalars_trigger(comm)
     });
     assert_eq!(

@@ -177,11 +177,8 @@ fn description_edited_away_from_the_object() {
     let line = runtime_error(&run_runner(&["run", &path])).to_string();
     assert!(line.ends_with(&mismatch("event layout")), "{line}");
 
-    let mut v = sigsnoop_json();
-    v["programs"][0]["attach"]["target"] = "signal/signal_deliver".into();
-    let path = write_json(dir.path(), "program.json", &v);
-    let line = runtime_error(&run_runner(&["run", &path])).to_string();
-    assert!(line.ends_with(&mismatch("programs")), "{line}");
+    // A program listed differently is presentation, not safety: the runner warns and runs
+    // what the object says (compat.rs covers it).
 
     // A different help text is not a mismatch: help comes from the source, not the object.
     let mut v = sigsnoop_json();

@@ -167,7 +167,7 @@ fn build_reproduces_the_committed_sigsnoop_package() {
     // From a copy of the sources elsewhere, writing the default package.json beside them.
     let copy = tmp.path().join("copy");
     std::fs::create_dir(&copy).unwrap();
-    for file in ["sigsnoop.bpf.c", "sigsnoop.h"] {
+    for file in ["sigsnoop.bpf.c", "sigsnoop.h", "vmlinux.h"] {
         std::fs::copy(repo.join("programs/sigsnoop").join(file), copy.join(file)).unwrap();
     }
     let done = run_in(&copy, &["build", "sigsnoop.bpf.c"]);
@@ -177,6 +177,50 @@ fn build_reproduces_the_committed_sigsnoop_package() {
         std::fs::read(copy.join("package.json")).unwrap() == committed,
         "build of a copy of the sources differs"
     );
+}
+
+/// The prebuilt package depends on the pinned `programs/vmlinux.h`, never on the build
+/// machine's kernel: with the kernel's BTF replaced by stand-ins that differ (none at all,
+/// an empty file), sigsnoop still builds byte for byte as committed, while a program
+/// without a pinned header cannot build at all (so the stand-in is really what is read).
+#[test]
+fn the_prebuilt_package_does_not_depend_on_the_build_kernel() {
+    let committed = std::fs::read(common::sigsnoop_package()).unwrap();
+    let repo = common::repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.btf");
+    std::fs::write(&empty, b"").unwrap();
+    let cache = tmp.path().join("cache");
+    for stand_in in [tmp.path().join("no-such.btf"), empty] {
+        let out = tmp.path().join("sigsnoop.json");
+        let done = Command::new(common::runner())
+            .current_dir(&repo)
+            .env("RUNNER_KERNEL_BTF", &stand_in)
+            .env("RUNNER_CACHE_DIR", &cache)
+            .args(["build", "programs/sigsnoop/sigsnoop.bpf.c", "-o", s(&out)])
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == committed,
+            "with {} as the kernel's BTF the build differs",
+            stand_in.display()
+        );
+        let unpinned = Command::new(common::runner())
+            .env("RUNNER_KERNEL_BTF", &stand_in)
+            .env("RUNNER_CACHE_DIR", &cache)
+            .args(["build", s(&fixture("handmade.bpf.c")), "-o"])
+            .arg(tmp.path().join("handmade.json"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&unpinned.stderr);
+        assert_eq!(unpinned.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot generate vmlinux.h"), "{stderr}");
+    }
 }
 
 #[test]

@@ -43,6 +43,12 @@ impl Attached {
                 &mut links,
             )?;
         }
+        if programs == 0 {
+            return Err(RunError::NothingToAttach {
+                name: pkg.name.clone(),
+            }
+            .into());
+        }
         Ok(Attached {
             links,
             programs,

@@ -18,6 +18,8 @@ pub enum RunError {
         error: String,
         hint: String,
     },
+    #[error("`{name}` has no program to attach: nothing would be traced")]
+    NothingToAttach { name: String },
     #[error(
         "failed to attach program `{program}` to {} {target}: {error}",
         serde_name(kind)

@@ -36,6 +36,9 @@ pub fn main(path: &Path, args: &[OsString]) -> anyhow::Result<()> {
     // Keep libbpf quiet until we know whether --verbose was asked for.
     kernel::capture_libbpf_log(false);
     let package = Verified::read(path)?;
+    for warning in package.warnings() {
+        crate::note!("runner: warning: {warning}");
+    }
     let run = invocation::Invocation::parse(&package, args)?;
     kernel::capture_libbpf_log(run.verbose);
     kernel::check_privileges()?;

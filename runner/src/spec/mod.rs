@@ -5,6 +5,7 @@
 
 pub(crate) mod btf;
 pub(crate) mod elf;
+pub(crate) mod eunomia;
 pub mod flags;
 pub(crate) mod pack;
 pub mod package;

@@ -1,6 +1,13 @@
 //! The package: one JSON file that embeds a BPF object and describes it. This module owns
 //! the format (see `schemas/package.schema.json`), reading it with errors that name the file
 //! and the cause, and writing it byte for byte the same for the same content.
+//!
+//! The compatibility contract: a runner reads every package whose `format_version` it
+//! knows, and ignores any field it does not know, anywhere in the package, so a newer
+//! runner may add information an older one can do without. What a runner must understand
+//! to run a package correctly is listed in `requires`; a runner refuses a package that
+//! requires a feature it does not implement ([`FEATURES`]). The description is a manifest:
+//! the runner derives it again from the embedded object (`spec::verify`).
 
 use std::path::{Path, PathBuf};
 
@@ -14,10 +21,16 @@ pub use crate::spec::vocab::{Channel, MapType, View};
 /// The format this runner writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The features, beyond format version 1 itself, that this runner implements: a package
+/// that `requires` another is refused.
+pub const FEATURES: &[&str] = &[];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Package {
     pub format_version: u32,
+    /// What a runner must implement to run this package (see [`FEATURES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
     pub name: String,
     pub description: String,
     pub license: String,
@@ -30,7 +43,6 @@ pub struct Package {
 
 /// A global variable of `.rodata`, `.data` or `.bss`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Global {
     pub name: String,
     pub section: String,
@@ -47,7 +59,7 @@ pub struct Global {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Flag {
     Name(String),
     None(String),
@@ -55,7 +67,6 @@ pub enum Flag {
 
 /// An event channel (ring buffer or perf event array) and the struct it carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     pub map: String,
     pub channel: Channel,
@@ -77,7 +88,6 @@ pub fn serde_name<T: Serialize>(value: &T) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Map {
     pub name: String,
     #[serde(rename = "type")]
@@ -95,7 +105,6 @@ pub struct Map {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Program {
     pub name: String,
     pub section: String,
@@ -106,7 +115,6 @@ pub struct Program {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Attach {
     pub kind: AttachKind,
     /// What it attaches to, as the section names it; empty when given at run time.
@@ -136,7 +144,6 @@ pub enum AttachKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Condition {
     pub global: String,
     pub equals: bool,
@@ -144,7 +151,6 @@ pub struct Condition {
 
 /// The embedded object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Embedded {
     pub sha256: String,
     pub size: u64,
@@ -168,6 +174,8 @@ pub enum PackageError {
         "package `{path}` has format version {found}; this runner reads version {FORMAT_VERSION}"
     )]
     Version { path: PathBuf, found: String },
+    #[error("package `{path}` requires {features}, which this runner ({}) does not implement; run it with a newer runner", env!("CARGO_PKG_VERSION"))]
+    Requires { path: PathBuf, features: String },
     #[error("package `{path}` is malformed: {cause}")]
     Structure {
         path: PathBuf,
@@ -212,11 +220,15 @@ impl Package {
     /// Read and check a package: JSON, format version, then the embedded object's size
     /// and checksum. Returns the package and the object bytes.
     pub fn read(path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
-        let text = std::fs::read(path).map_err(|source| PackageError::Read {
+        Self::from_slice(&Self::read_bytes(path)?, path)
+    }
+
+    /// The bytes of the package file at `path`.
+    pub fn read_bytes(path: &Path) -> Result<Vec<u8>, PackageError> {
+        std::fs::read(path).map_err(|source| PackageError::Read {
             path: path.into(),
             source,
-        })?;
-        Self::from_slice(&text, path)
+        })
     }
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
@@ -239,6 +251,18 @@ impl Package {
                 path: path.into(),
                 cause,
             })?;
+        let missing: Vec<String> = package
+            .requires
+            .iter()
+            .filter(|f| !FEATURES.contains(&f.as_str()))
+            .map(|f| format!("`{f}`"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(PackageError::Requires {
+                path: path.into(),
+                features: missing.join(", "),
+            });
+        }
         let object = base64::engine::general_purpose::STANDARD
             .decode(&package.object.base64)
             .map_err(|e| PackageError::Base64 {

@@ -58,7 +58,6 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnumValue {
     pub name: String,
     /// Signed enums hold i64 values, unsigned ones u64: i128 holds both.
@@ -95,7 +94,6 @@ mod enum_value {
 
 /// A struct or union member. Anonymous members have an empty name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Member {
     pub name: String,
     /// Byte offset of the member (for a bitfield, of the byte holding its first bit).
@@ -108,7 +106,6 @@ pub struct Member {
 
 /// Where a bitfield's bits are, counted from the start of the enclosing struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Bitfield {
     pub bit_offset: u32,
     pub bits: u32,
@@ -133,6 +130,48 @@ impl Type {
             | Kind::Pointer { size } => u64::from(*size),
             Kind::Char { .. } => 1,
             Kind::Array { len, elem } => u64::from(*len).saturating_mul(elem.size()),
+        }
+    }
+
+    /// Whether `other` lays out the same bytes the same way: the same kinds, sizes,
+    /// signedness, members (names, offsets, bitfields) and array lengths, at every level.
+    /// C spellings and the names of enum values are presentation and not compared.
+    pub fn same_layout(&self, other: &Type) -> bool {
+        use Kind::*;
+        match (&self.kind, &other.kind) {
+            (
+                Enum { size, signed, .. },
+                Enum {
+                    size: s2,
+                    signed: g2,
+                    ..
+                },
+            ) => size == s2 && signed == g2,
+            (Array { len, elem }, Array { len: l2, elem: e2 }) => len == l2 && elem.same_layout(e2),
+            (
+                Struct { size, members },
+                Struct {
+                    size: s2,
+                    members: m2,
+                },
+            )
+            | (
+                Union { size, members },
+                Union {
+                    size: s2,
+                    members: m2,
+                },
+            ) => {
+                size == s2
+                    && members.len() == m2.len()
+                    && members.iter().zip(m2).all(|(a, b)| {
+                        a.name == b.name
+                            && a.offset == b.offset
+                            && a.bitfield == b.bitfield
+                            && a.ty.same_layout(&b.ty)
+                    })
+            }
+            (a, b) => a == b,
         }
     }
 

@@ -19,6 +19,22 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// The corpus of programs and packages nobody here wrote: `$RUNNER_CORPUS`, else
+/// `../shared/corpus` beside the repository. `None` (with a one-line note) when absent.
+pub fn corpus(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("RUNNER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    eprintln!(
+        "SKIPPED {test}: no corpus at {} (set RUNNER_CORPUS)",
+        dir.display()
+    );
+    None
+}
+
 pub fn sigsnoop_package() -> PathBuf {
     repo().join("programs/sigsnoop/package.json")
 }

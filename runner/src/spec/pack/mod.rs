@@ -63,6 +63,18 @@ pub fn describe(
     })
 }
 
+/// The event channels (ring buffers, perf event arrays) of `object`, by map name.
+pub fn channel_maps(object: &[u8]) -> Result<Vec<String>, PackError> {
+    let elf = ElfInfo::parse(object)?;
+    let btf = ObjectBtf::parse(&elf.btf)?;
+    let tags = annotations::Annotations::collect(&btf)?;
+    Ok(maps::maps(&btf, &tags)?
+        .into_iter()
+        .filter(|(_, m)| m.kind.channel().is_some())
+        .map(|(_, m)| m.name)
+        .collect())
+}
+
 /// Describe `object` completely, as a package.
 pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
     let d = describe(object, opts.source.as_deref(), &opts.events)?;
@@ -77,6 +89,7 @@ pub fn pack(object: &[u8], opts: &PackOptions) -> Result<Package, PackError> {
         .unwrap_or_default();
     Ok(Package {
         format_version: FORMAT_VERSION,
+        requires: Vec::new(),
         name: opts.name.clone(),
         description,
         license: d.license,
