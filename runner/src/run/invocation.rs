@@ -32,7 +32,8 @@ impl Invocation {
     /// Parse the options after the package.
     pub fn parse(package: &Verified, args: &[OsString]) -> Result<Invocation, clap::Error> {
         let pkg = package.package();
-        let argv = std::iter::once(OsString::from("runner run")).chain(args.iter().cloned());
+        let args = flags::join_negative_values(&pkg.globals, args);
+        let argv = std::iter::once(OsString::from("runner run")).chain(args);
         let matches = command(package).try_get_matches_from(argv)?;
         let mut values = Vec::new();
         for (i, global) in pkg.globals.iter().enumerate() {
@@ -80,7 +81,14 @@ impl Invocation {
                 ));
             };
             match prog.attach.kind {
-                AttachKind::Uprobe | AttachKind::Uretprobe => {}
+                AttachKind::Uprobe | AttachKind::Uretprobe => match target.rsplit_once(':') {
+                    Some((binary, func)) if !binary.is_empty() && !func.is_empty() => {}
+                    _ => {
+                        return Err(format!(
+                            "--attach {name}={target}: expected BINARY:FUNCTION, like /bin/bash:readline (a uprobe needs the function it probes)"
+                        ))
+                    }
+                },
                 AttachKind::PerfEvent if sample_hz(target).is_some() => {}
                 AttachKind::PerfEvent => {
                     return Err(format!(
