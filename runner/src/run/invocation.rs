@@ -240,4 +240,24 @@ mod tests {
             ]
         );
     }
+
+    /// `--flag -0x80` and `--flag=-0x80` give the same bytes.
+    #[test]
+    fn negative_hex_after_a_space() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../programs/sigsnoop/package.json");
+        let package = Verified::read(&path).unwrap();
+        for args in [
+            vec!["--filtered_pid", "-0x80"],
+            vec!["--filtered_pid=-0x80"],
+            vec!["--filtered-pid", "-128"],
+        ] {
+            let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+            let run = Invocation::parse(&package, &args).unwrap();
+            assert_eq!(
+                run.values,
+                vec![(0, vec![0x80, 0xff, 0xff, 0xff])],
+                "{args:?}"
+            );
+        }
+    }
 }
