@@ -29,6 +29,7 @@ macro_rules! note {
 }
 
 mod args;
+mod cache;
 mod channel;
 pub mod cli;
 pub mod compile;
@@ -36,5 +37,6 @@ mod info;
 mod kernel;
 pub mod output;
 mod run;
+mod sandbox;
 pub mod spec;
 pub mod stdio;
