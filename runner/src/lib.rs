@@ -33,6 +33,8 @@ mod cache;
 mod channel;
 pub mod cli;
 pub mod compile;
+#[doc(hidden)]
+pub mod fuzz;
 mod info;
 mod kernel;
 pub mod output;
