@@ -83,9 +83,10 @@ impl Stdout {
         }
     }
 
-    /// Wait up to `timeout` for room on stdout, or for `abort` to become readable.
-    pub fn wait_room(&self, timeout: Duration, abort: BorrowedFd<'_>) {
-        self.out.wait_room(timeout, Some(abort));
+    /// Wait up to `timeout` for room on stdout, or for `abort` to become readable (then
+    /// true).
+    pub fn wait_room(&self, timeout: Duration, abort: BorrowedFd<'_>) -> bool {
+        self.out.wait_room(timeout, Some(abort))
     }
 
     /// Write everything left, until `deadline` or until `abort` becomes readable; returns

@@ -13,6 +13,7 @@
 //! kernel drops what does not fit (reported as lost), and memory stays bounded. After a
 //! stop everything (detach, last drain, views, writing) ends within [`WIND_DOWN`].
 
+use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -156,7 +157,7 @@ impl Stream {
         }
         let signals = Signals::new().context("cannot receive signals")?;
         poller
-            .add(std::os::fd::AsFd::as_fd(&signals), SIGNALS)
+            .add(signals.as_fd(), SIGNALS)
             .context("cannot wait for signals")?;
         // Nothing asked for yet: EPOLLERR (the reader went away) always wakes the wait.
         // A device epoll cannot wait on (/dev/null) never makes a writer wait either.
@@ -221,8 +222,7 @@ impl Stream {
     /// the channels, which are not read then, would wake the wait at once.
     fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
         if self.stdout.waiting() >= HIGH_WATER {
-            self.stdout
-                .wait_room(timeout, std::os::fd::AsFd::as_fd(&self.signals));
+            self.stdout.wait_room(timeout, self.signals.as_fd());
             return Ok(());
         }
         let want_room = self.stdout.waiting() > 0;
@@ -295,12 +295,22 @@ impl Stream {
     /// views, and write it all, giving up at `deadline` or on another signal.
     fn wind_down(&mut self, loaded: &mut Loaded, deadline: Instant) -> std::io::Result<()> {
         self.stdout.write_ready()?;
-        self.drain(loaded)?;
+        // Print what is left while stdout takes it; a drain that ends below the cap has
+        // emptied the channels.
+        loop {
+            self.drain(loaded)?;
+            if self.stdout.waiting() < HIGH_WATER || self.stdout.gone() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stdout.wait_room(left, self.signals.as_fd()) {
+                break;
+            }
+            self.stdout.write_ready()?;
+        }
         self.discard(loaded, deadline);
         self.dump_views(loaded);
-        let dropped = self
-            .stdout
-            .finish(deadline, std::os::fd::AsFd::as_fd(&self.signals))?;
+        let dropped = self.stdout.finish(deadline, self.signals.as_fd())?;
         let unwritten: u64 = self.readers.iter().map(|r| r.unwritten).sum();
         if dropped > 0 || unwritten > 0 {
             crate::note!(
