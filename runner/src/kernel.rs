@@ -144,10 +144,9 @@ const LOG_KEEP: usize = 4000;
 
 fn print(level: PrintLevel, msg: String) {
     if VERBOSE.load(Ordering::Relaxed) {
-        {
-            use std::io::Write as _;
-            let _ = write!(std::io::stderr(), "{msg}");
-        }
+        // Through the runner's stderr: names from the object are escaped, and a stalled
+        // stderr cannot hang the runner.
+        crate::note!("{}", msg.trim_end_matches('\n'));
     }
     if level == PrintLevel::Debug {
         return;
