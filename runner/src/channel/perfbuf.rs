@@ -3,8 +3,8 @@
 //! itself; this one asks the kernel to wake it only when a quarter of a CPU's buffer is
 //! filled, and relies on the event loop's drain timer for everything below that. The
 //! kernel counts what a full buffer drops, per CPU, but reports the count only in front of
-//! the next record that fits: a buffer still full when it was last read may have lost
-//! records nobody counted yet ([`Channel::still_full`]).
+//! the next record that fits: a buffer found full in the last moments of a run may have
+//! lost records nobody will count ([`Channel::still_full`]).
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
@@ -26,6 +26,8 @@ pub(super) struct PerfBuf {
     next: usize,
     /// Room one record of the channel's struct takes (header, size word, padding).
     record_room: u64,
+    /// When a CPU buffer was last found too full for one more record.
+    last_full: Option<std::time::Instant>,
     /// Keeps the map's descriptor open while the buffers are attached to it.
     _map: MapHandle,
 }
@@ -54,10 +56,7 @@ unsafe extern "C" fn on_record(
             sys::PERF_RECORD_LOST => {
                 // u64 id, u64 lost.
                 let lost = body.add(8).cast::<u64>().read_unaligned();
-                let slot = &mut *ctx.cast::<Slot>();
-                slot.lost += lost;
-                // The kernel has told what it refused while the buffer was full.
-                slot.full = false;
+                (*ctx.cast::<Slot>()).lost += lost;
             }
             _ => {}
         }
@@ -106,6 +105,7 @@ impl PerfBuf {
             next: 0,
             // perf_event_header (8), the u32 size, the data; 8-byte aligned.
             record_room: 8 + (4 + record_size).div_ceil(8) * 8,
+            last_full: None,
             _map: map,
         })
     }
@@ -159,8 +159,7 @@ impl Channel for PerfBuf {
         for i in 0..buffers {
             let idx = (start + i) % buffers;
             if self.is_full(idx) {
-                // SAFETY: the slot is alive; no callback runs outside `consume`.
-                unsafe { (*self.slot.as_ptr()).full = true };
+                self.last_full = Some(std::time::Instant::now());
             }
             // SAFETY: the slot is ours and alive; the callback runs inside this call.
             handed += unsafe {
@@ -182,8 +181,12 @@ impl Channel for PerfBuf {
     }
 
     fn still_full(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { (*self.slot.as_ptr()).full }
+        // The kernel reports what it refused in front of the next record that fits; it may
+        // refuse records while the reader empties a full buffer (the reader frees the room
+        // only when done) and then never write again. So a buffer found full in the last
+        // moments of a run may have losses nobody will count.
+        self.last_full
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1))
     }
 }
 

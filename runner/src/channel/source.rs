@@ -24,8 +24,8 @@ pub(crate) trait Channel {
         0
     }
     /// Where losses are counted late (a perf buffer reports them in front of the next
-    /// record that fits): whether the buffer was too full for one more record when it was
-    /// last read and no count has come since, so that more may have been lost.
+    /// record that fits): whether the buffer was found too full for one more record in the
+    /// last second, so that more may have been lost than counted.
     fn still_full(&self) -> bool {
         false
     }
@@ -57,8 +57,6 @@ pub(super) struct Slot {
     budget: usize,
     handed: usize,
     pub lost: u64,
-    /// Found too full for one more record, and no loss reported since.
-    pub full: bool,
 }
 
 impl Slot {
@@ -70,7 +68,6 @@ impl Slot {
             budget: 0,
             handed: 0,
             lost: 0,
-            full: false,
         })))
     }
 

@@ -51,7 +51,7 @@ pub(crate) struct Stats {
     pub lost: u64,
     /// Times a ring without a counter was found full: losses that may have happened.
     pub times_full: u64,
-    /// A perf buffer was full when last read: losses it may not have counted yet.
+    /// A perf buffer was found full in the last second: losses it may not have counted.
     pub still_full: bool,
 }
 
@@ -70,7 +70,7 @@ impl Stats {
             ),
         };
         if self.still_full {
-            line.push_str("; more may have been lost: a perf buffer was still full when last read");
+            line.push_str("; more may have been lost: a perf buffer was full in the last second");
         }
         line
     }
