@@ -5,6 +5,7 @@
 use super::clock::Stamp;
 use super::text;
 use crate::spec::plan::{Node, Plan};
+use crate::stdio::escape_controls;
 
 /// One format.
 pub(crate) trait Output {
@@ -44,11 +45,15 @@ impl Events {
         let columns = plan
             .columns()
             .into_iter()
-            .map(|(name, node)| Column {
-                name: name.to_ascii_uppercase(),
-                key: name.to_string(),
-                width: text::natural_width(node).max(name.len()),
-                node: node.clone(),
+            .map(|(name, node)| {
+                // Member names come from the package: nothing in them may act on a terminal.
+                let name = escape_controls(name, false);
+                Column {
+                    name: name.to_ascii_uppercase(),
+                    key: name.to_string(),
+                    width: text::natural_width(node).max(name.len()),
+                    node: node.clone(),
+                }
             })
             .collect();
         Events {

@@ -6,6 +6,7 @@
 use std::io::Write as _;
 
 use crate::spec::plan::{Node, Plan, Sink};
+use crate::stdio::escape_controls;
 
 /// Writes a value as JSON text.
 pub struct JsonSink<'a>(pub &'a mut Vec<u8>);
@@ -20,7 +21,8 @@ pub(crate) fn json_string(out: &mut Vec<u8>, s: &[u8]) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\t' => out.extend_from_slice(b"\\t"),
             '\r' => out.extend_from_slice(b"\\r"),
-            c if (c as u32) < 0x20 => {
+            // C0, DEL and C1: no terminal sequence survives a `jq -r`.
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => {
@@ -154,7 +156,8 @@ impl Sink for TextSink<'_> {
         push_hex(self.0, b)
     }
     fn enum_name(&mut self, name: &str) {
-        self.0.extend_from_slice(name.as_bytes())
+        self.0
+            .extend_from_slice(escape_controls(name, false).as_bytes())
     }
     fn pointer(&mut self, v: u64) {
         let _ = write!(self.0, "{v:#x}");
@@ -163,7 +166,8 @@ impl Sink for TextSink<'_> {
         if !first {
             self.0.push(b',');
         }
-        self.0.extend_from_slice(name.as_bytes());
+        self.0
+            .extend_from_slice(escape_controls(name, false).as_bytes());
         self.0.push(b'=');
     }
 }
@@ -226,9 +230,10 @@ pub fn csv_cell(out: &mut Vec<u8>, cell: &[u8]) {
 /// value that is not a struct.
 pub(crate) fn plan_names(plan: &Plan, fallback: &str) -> Vec<String> {
     match &plan.root {
-        Node::Record { fields } if !fields.is_empty() => {
-            fields.iter().map(|(n, _)| n.clone()).collect()
-        }
+        Node::Record { fields } if !fields.is_empty() => fields
+            .iter()
+            .map(|(n, _)| escape_controls(n, false).into_owned())
+            .collect(),
         _ => vec![fallback.to_string()],
     }
 }

@@ -15,6 +15,8 @@ pub enum PlanError {
     OutOfBounds { c: String, field: String, size: u64 },
     #[error("`{c}` has an integer of {size} bytes; 1, 2, 4, 8 and 16 are supported")]
     IntSize { c: String, size: u32 },
+    #[error("`{c}` is a pointer of {size} bytes; BPF pointers are 8")]
+    PointerSize { c: String, size: u32 },
 }
 
 /// What a decoded value is handed to.
@@ -233,7 +235,13 @@ fn compile(ty: &Type, base: usize, root: &Type, root_size: usize) -> Result<Node
             signed: *signed,
             names: enum_names(ty),
         },
-        Kind::Pointer { .. } => Node::Pointer { off: base },
+        Kind::Pointer { size: 8 } => Node::Pointer { off: base },
+        Kind::Pointer { size } => {
+            return Err(PlanError::PointerSize {
+                c: ty.c.clone(),
+                size: *size,
+            })
+        }
         Kind::Array { len, elem } if ty.is_text() => {
             let _ = elem;
             Node::Text {
