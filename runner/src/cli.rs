@@ -224,8 +224,9 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             for warning in package.warnings() {
                 crate::note!("runner: warning: {warning}");
             }
-            print!("{}", info::render(package.package()));
-            Ok(())
+            let text = info::render(package.package());
+            crate::stdio::print(crate::stdio::escape_controls(&text, true).as_bytes())
+                .context("cannot write to stdout")
         }
         Cmd::Run { package } => run::main(&package, &[], &PullOptions::default()),
         Cmd::Registry(cmd) => oci::commands::dispatch(cmd),

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::sandbox;
 use crate::spec::btf::ObjectBtf;
 use crate::spec::kfuncs;
 use crate::spec::pack::{self, PackError, PackOptions};
@@ -155,25 +156,14 @@ pub fn stem_name(path: &Path) -> String {
     name.strip_suffix(".bpf").unwrap_or(name).to_string()
 }
 
-/// The cache directory for generated headers.
-fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RUNNER_CACHE_DIR") {
-        return dir.into();
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("runner");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".cache/runner")
-}
-
 /// What the generated `vmlinux.h` holds beyond bpftool's types, in its cache file name:
 /// `k1` = with the kernel's kfunc prototypes.
 const VMLINUX_GENERATION: &str = "k1";
 
-/// `vmlinux.h` for the running kernel, generated once per distinct kernel BTF: bpftool's
-/// types, and the kfunc prototypes newer bpftools add (`spec::kfuncs`).
-fn generated_vmlinux() -> Result<PathBuf, BuildError> {
+/// `vmlinux.h` for the running kernel, generated once per distinct kernel BTF (bpftool's
+/// types, and the kfunc prototypes newer bpftools add: `spec::kfuncs`) and kept in the
+/// private cache (`crate::cache`).
+fn generated_vmlinux() -> Result<Vec<u8>, BuildError> {
     // RUNNER_KERNEL_BTF stands in for the running kernel's BTF (tests use it to prove a
     // build does not depend on the build machine's kernel).
     let btf_path = std::env::var_os("RUNNER_KERNEL_BTF")
@@ -182,13 +172,12 @@ fn generated_vmlinux() -> Result<PathBuf, BuildError> {
     let btf = std::fs::read(btf_path).map_err(|e| BuildError::Vmlinux {
         why: format!("cannot read {}: {e}", btf_path.display()),
     })?;
-    let dir = cache_dir();
-    let path = dir.join(format!(
+    let name = format!(
         "vmlinux-{}-{VMLINUX_GENERATION}.h",
         &crate::spec::package::sha256_hex(&btf)[..16]
-    ));
-    if path.exists() {
-        return Ok(path);
+    );
+    if let Some(header) = crate::cache::load(&name) {
+        return Ok(header);
     }
     let bpftool = find_tool("RUNNER_BPFTOOL", &["bpftool", "/usr/sbin/bpftool"]).ok_or(
         BuildError::Vmlinux {
@@ -212,12 +201,10 @@ fn generated_vmlinux() -> Result<PathBuf, BuildError> {
     let header = kfuncs::insert_into_header(
         &String::from_utf8_lossy(&out.stdout),
         &kfuncs::prototypes(&kernel),
-    );
-    std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-    let tmp = dir.join(format!(".vmlinux-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, header).map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(io(format!("writing {}", path.display())))?;
-    Ok(path)
+    )
+    .into_bytes();
+    crate::cache::store(&name, &header);
+    Ok(header)
 }
 
 /// The runner's own headers: (path under the include directory, contents).
@@ -246,13 +233,17 @@ pub fn write_headers(dir: &Path, vmlinux: Option<Option<&Path>>) -> Result<(), B
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io(format!("writing {}", path.display())))?;
     }
-    if let Some(given) = vmlinux {
-        let source = match given {
-            Some(path) => path.to_path_buf(),
-            None => generated_vmlinux()?,
-        };
-        std::fs::copy(&source, dir.join("vmlinux.h"))
-            .map_err(io(format!("copying {}", source.display())))?;
+    match vmlinux {
+        Some(Some(source)) => {
+            std::fs::copy(source, dir.join("vmlinux.h"))
+                .map_err(io(format!("copying {}", source.display())))?;
+        }
+        Some(None) => {
+            let path = dir.join("vmlinux.h");
+            std::fs::write(&path, generated_vmlinux()?)
+                .map_err(io(format!("writing {}", path.display())))?;
+        }
+        None => {}
     }
     Ok(())
 }
@@ -269,6 +260,13 @@ pub fn local_structs(file: &Path) -> Vec<String> {
 fn collect_structs(file: &Path, names: &mut Vec<String>, seen: &mut Vec<PathBuf>) {
     if seen.iter().any(|s| s == file) || seen.len() > 64 {
         return;
+    }
+    // An include is read only where the confined compiler may read it too: beside the
+    // source, or anywhere everyone may read.
+    if let Some(first) = seen.first() {
+        if !sandbox::may_read_beside(first, file) {
+            return;
+        }
     }
     seen.push(file.to_path_buf());
     let Ok(text) = std::fs::read_to_string(file) else {
@@ -375,7 +373,16 @@ impl Toolchain {
         cflags: &[String],
         object: &Path,
     ) -> Result<(), BuildError> {
-        let out = Command::new(&self.clang)
+        let mut command = Command::new(&self.clang);
+        let mut readable = vec![dir.to_path_buf(), self.install_dir()];
+        readable.extend(sandbox::linked_public_files(dir));
+        readable.extend(sandbox::include_dirs(cflags));
+        let _ruleset = sandbox::confine(
+            &mut command,
+            &sandbox::Confinement::for_compiler(readable, work),
+        )
+        .map_err(io("confining clang (Landlock)"))?;
+        let out = command
             .current_dir(dir)
             .args(["-g", "-O2", "-target", "bpf"])
             .arg(format!("-D__TARGET_ARCH_{}", target_arch()))
@@ -406,6 +413,16 @@ impl Toolchain {
         Ok(())
     }
 
+    /// Where clang is installed (`/usr/lib/llvm-19` for `/usr/bin/clang-19`): what a
+    /// confined clang must still read.
+    fn install_dir(&self) -> PathBuf {
+        let found = which(&self.clang).and_then(|p| std::fs::canonicalize(p).ok());
+        found
+            .as_deref()
+            .and_then(|p| p.parent()?.parent())
+            .map_or_else(|| PathBuf::from("/usr"), Path::to_path_buf)
+    }
+
     /// Drop DWARF from `object`, keeping BTF.
     fn strip(&self, object: &Path) -> Result<(), BuildError> {
         let Some(strip) = &self.strip else {
@@ -424,6 +441,16 @@ impl Toolchain {
         }
         Ok(())
     }
+}
+
+/// `program` as found on PATH (or itself, when it is a path).
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A header that anchors every struct the program's own files define in BTF.
@@ -452,6 +479,10 @@ pub fn build(opts: &BuildOptions) -> Result<Package, BuildError> {
     let dir = source_path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let file_name = source_path.file_name().unwrap_or_default().to_os_string();
     let tools = Toolchain::find()?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        crate::note!("{}", sandbox::ROOT_NOTE);
+    }
 
     let work = tempfile::Builder::new()
         .prefix("runner-build")

@@ -11,8 +11,17 @@ use libbpf_rs::PrintLevel;
 pub enum SystemError {
     #[error("loading BPF programs needs root, or CAP_BPF and CAP_PERFMON (this process has neither CAP_BPF nor CAP_SYS_ADMIN)")]
     Unprivileged,
+    #[error("loading tracing programs needs CAP_PERFMON as well as CAP_BPF (this process has CAP_BPF but neither CAP_PERFMON nor CAP_SYS_ADMIN)")]
+    NoPerfmon,
     #[error("tracefs is not mounted and mounting it on /sys/kernel/tracing failed ({0}); run `mount -t tracefs tracefs /sys/kernel/tracing` as root")]
     TracefsUnmounted(std::io::Error),
+    #[error("tracepoints are found in tracefs, and this process (uid {uid}) may not search {dir} (owned by uid {owner}, mode {mode:o}): it needs CAP_DAC_READ_SEARCH, or to run as uid {owner}")]
+    TracefsDenied {
+        dir: String,
+        uid: u32,
+        owner: u32,
+        mode: u32,
+    },
     #[error(
         "tracepoint `{tracepoint}` (program `{program}`) does not exist on this kernel (no {path})"
     )]
@@ -24,7 +33,10 @@ pub enum SystemError {
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+/// statfs(2)'s f_type of tracefs.
+const TRACEFS_MAGIC: i64 = 0x7472_6163;
 
 /// Effective capabilities of this process, from /proc/self/status.
 fn effective_caps() -> Option<u64> {
@@ -38,10 +50,18 @@ fn effective_caps() -> Option<u64> {
 
 /// Fail early, with what is needed, when this process cannot load BPF at all.
 pub fn check_privileges() -> Result<(), SystemError> {
-    if privileged() {
+    let Some(caps) = effective_caps() else {
+        return Ok(());
+    };
+    let has = |cap: u32| caps & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) {
         Ok(())
-    } else {
+    } else if !has(CAP_BPF) {
         Err(SystemError::Unprivileged)
+    } else if !has(CAP_PERFMON) {
+        Err(SystemError::NoPerfmon)
+    } else {
+        Ok(())
     }
 }
 
@@ -57,6 +77,20 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
         if Path::new(dir).join("events").is_dir() {
             return Ok(dir.into());
         }
+    }
+    // Mounted, but closed to this process (tracefs is root's, mode 0700): mounting again
+    // would not help, a capability would.
+    if is_tracefs(c"/sys/kernel/tracing") {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = "/sys/kernel/tracing";
+        let meta = std::fs::metadata(dir).ok();
+        return Err(SystemError::TracefsDenied {
+            dir: dir.into(),
+            // SAFETY: geteuid cannot fail.
+            uid: unsafe { libc::geteuid() },
+            owner: meta.as_ref().map_or(0, |m| m.uid()),
+            mode: meta.map_or(0, |m| m.mode() & 0o7777),
+        });
     }
     let target = c"/sys/kernel/tracing";
     // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
@@ -76,6 +110,14 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
     }
     crate::note!("runner: mounted tracefs on /sys/kernel/tracing");
     Ok("/sys/kernel/tracing".into())
+}
+
+/// Whether `dir` is where a tracefs is mounted.
+fn is_tracefs(dir: &std::ffi::CStr) -> bool {
+    // SAFETY: an all-zero statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `dir` is a valid C string and `st` a valid out-pointer.
+    unsafe { libc::statfs(dir.as_ptr(), &mut st) == 0 && st.f_type as i64 == TRACEFS_MAGIC }
 }
 
 /// Check that `category/name` exists under tracefs.
@@ -102,10 +144,9 @@ const LOG_KEEP: usize = 4000;
 
 fn print(level: PrintLevel, msg: String) {
     if VERBOSE.load(Ordering::Relaxed) {
-        {
-            use std::io::Write as _;
-            let _ = write!(std::io::stderr(), "{msg}");
-        }
+        // Through the runner's stderr: names from the object are escaped, and a stalled
+        // stderr cannot hang the runner.
+        crate::note!("{}", msg.trim_end_matches('\n'));
     }
     if level == PrintLevel::Debug {
         return;

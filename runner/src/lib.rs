@@ -20,20 +20,23 @@
 //! (`spec::btf`) resolves every type into [`spec::types::Type`]; the packer, the flags and
 //! the decoder all read that.
 
-/// `eprintln!` that cannot panic: a closed or full stderr must not bring the runner down
-/// (some callers are callbacks from C, where a panic aborts).
+/// `eprintln!` that cannot panic or hang: a closed, full or stalled stderr must not bring
+/// the runner down (some callers are callbacks from C, where a panic aborts), and control
+/// characters from a package cannot reach the terminal (see [`stdio::note`]).
 #[macro_export]
 macro_rules! note {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        $crate::stdio::note(format_args!($($arg)*))
+    };
 }
 
 mod args;
+mod cache;
 mod channel;
 pub mod cli;
 pub mod compile;
+#[doc(hidden)]
+pub mod fuzz;
 mod info;
 mod kernel;
 mod oci;
@@ -41,5 +44,7 @@ pub mod output;
 mod policy;
 mod probe;
 mod run;
+mod sandbox;
 mod sign;
 pub mod spec;
+pub mod stdio;

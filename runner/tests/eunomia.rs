@@ -23,7 +23,12 @@ fn info_reads_every_eunomia_package() {
     let expect = [
         ("bootstrap.json", "client", "--min_duration_ns"),
         ("simple_prog_3.json", "simple_prog_3", "--const_val_3"),
-        ("simple_prog_4.json", "test", "--fmt2"),
+        // fmt2 is `const` without `volatile`: no flag, and info says why.
+        (
+            "simple_prog_4.json",
+            "test",
+            "fmt2: a `const` without `volatile`",
+        ),
         ("int128_test.json", "prog", "__eunomia_dummy_S_ptr"),
     ];
     for (file, name, shows) in expect {

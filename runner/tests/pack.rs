@@ -35,7 +35,7 @@ fn run_in(cwd: &Path, args: &[&str]) -> Finished {
         .unwrap();
     Finished {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: common::without_root_note(&String::from_utf8_lossy(&out.stderr)),
         status: out.status,
     }
 }

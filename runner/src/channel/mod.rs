@@ -22,7 +22,12 @@ pub(crate) fn open(
     counter: Option<LostCounter>,
 ) -> std::io::Result<Box<dyn Channel>> {
     Ok(match event.channel {
-        Kind::Ringbuf => Box::new(ringbuf::Ringbuf::open(&event.map, map, counter)?),
-        Kind::PerfEventArray => Box::new(perfbuf::PerfBuf::open(&event.map, map)?),
+        Kind::Ringbuf => Box::new(ringbuf::Ringbuf::open(
+            &event.map,
+            map,
+            counter,
+            event.ty.size(),
+        )?),
+        Kind::PerfEventArray => Box::new(perfbuf::PerfBuf::open(&event.map, map, event.ty.size())?),
     })
 }

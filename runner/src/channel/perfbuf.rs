@@ -2,7 +2,9 @@
 //! perf buffer wakes the reader for every sample, which costs more than the tracing
 //! itself; this one asks the kernel to wake it only when a quarter of a CPU's buffer is
 //! filled, and relies on the event loop's drain timer for everything below that. The
-//! kernel counts what a full buffer drops, per CPU.
+//! kernel counts what a full buffer drops, per CPU, but reports the count only in front of
+//! the next record that fits: a buffer found full in the last moments of a run may have
+//! lost records nobody will count ([`Channel::still_full`]).
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
@@ -22,6 +24,10 @@ pub(super) struct PerfBuf {
     slot: NonNull<Slot>,
     /// The CPU buffer the next `consume` starts with, so a busy CPU cannot starve the rest.
     next: usize,
+    /// Room one record of the channel's struct takes (header, size word, padding).
+    record_room: u64,
+    /// When a CPU buffer was last found too full for one more record.
+    last_full: Option<std::time::Instant>,
     /// Keeps the map's descriptor open while the buffers are attached to it.
     _map: MapHandle,
 }
@@ -59,7 +65,8 @@ unsafe extern "C" fn on_record(
 }
 
 impl PerfBuf {
-    pub fn open(name: &str, map: MapHandle) -> std::io::Result<Self> {
+    /// A reader of perf event array `map` whose records are `record_size` bytes.
+    pub fn open(name: &str, map: MapHandle, record_size: u64) -> std::io::Result<Self> {
         // SAFETY: an all-zero perf_event_attr is valid; the fields that matter are set.
         let mut attr: sys::perf_event_attr = unsafe { std::mem::zeroed() };
         attr.type_ = sys::PERF_TYPE_SOFTWARE;
@@ -96,8 +103,33 @@ impl PerfBuf {
             pb,
             slot,
             next: 0,
+            // perf_event_header (8), the u32 size, the data; 8-byte aligned.
+            record_room: 8 + (4 + record_size).div_ceil(8) * 8,
+            last_full: None,
             _map: map,
         })
+    }
+
+    /// Whether CPU buffer `idx` has less room than one record.
+    fn is_full(&self, idx: usize) -> bool {
+        let mut base: *mut c_void = std::ptr::null_mut();
+        let mut size: sys::size_t = 0;
+        // SAFETY: `pb` is valid until drop; both out-pointers are valid.
+        let rc =
+            unsafe { sys::perf_buffer__buffer(self.pb.as_ptr(), idx as _, &mut base, &mut size) };
+        if rc != 0 || base.is_null() {
+            return false;
+        }
+        let page = base.cast::<sys::perf_event_mmap_page>();
+        // SAFETY: `base` is the buffer's mapped control page, alive while `pb` is; the
+        // kernel moves `data_head` concurrently, so it is read once, volatile.
+        let (head, tail) = unsafe {
+            (
+                std::ptr::addr_of!((*page).data_head).read_volatile(),
+                std::ptr::addr_of!((*page).data_tail).read_volatile(),
+            )
+        };
+        (size as u64).saturating_sub(head.wrapping_sub(tail)) < self.record_room
     }
 }
 
@@ -112,21 +144,30 @@ impl Channel for PerfBuf {
         unsafe { BorrowedFd::borrow_raw(sys::perf_buffer__epoll_fd(self.pb.as_ptr())) }
     }
 
-    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8])) -> usize {
+    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize {
         let pb = self.pb;
         // SAFETY: `pb` is valid until drop.
         let buffers = unsafe { sys::perf_buffer__buffer_cnt(pb.as_ptr()) } as usize;
         let start = self.next;
         let mut handed = 0;
+        let stop = std::cell::Cell::new(false);
+        let mut sink = |data: &[u8]| {
+            let more = on_record(data);
+            stop.set(stop.get() || !more);
+            more
+        };
         for i in 0..buffers {
             let idx = (start + i) % buffers;
+            if self.is_full(idx) {
+                self.last_full = Some(std::time::Instant::now());
+            }
             // SAFETY: the slot is ours and alive; the callback runs inside this call.
             handed += unsafe {
-                Slot::with(self.slot, max - handed, on_record, || {
+                Slot::with(self.slot, max - handed, &mut sink, || {
                     sys::perf_buffer__consume_buffer(pb.as_ptr(), idx as _);
                 })
             };
-            if handed >= max {
+            if handed >= max || stop.get() {
                 self.next = idx;
                 break;
             }
@@ -137,6 +178,15 @@ impl Channel for PerfBuf {
     fn lost(&mut self) -> u64 {
         // SAFETY: the slot is alive; no callback runs outside `consume`.
         unsafe { (*self.slot.as_ptr()).lost }
+    }
+
+    fn still_full(&self) -> bool {
+        // The kernel reports what it refused in front of the next record that fits; it may
+        // refuse records while the reader empties a full buffer (the reader frees the room
+        // only when done) and then never write again. So a buffer found full in the last
+        // moments of a run may have losses nobody will count.
+        self.last_full
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1))
     }
 }
 

@@ -1,6 +1,10 @@
 //! A `BPF_MAP_TYPE_RINGBUF` channel, read through libbpf's ring reader one ring at a time,
 //! in batches of bounded size. The kernel does not count what a full ring refuses; the
-//! program may (`runner:lost`), and then that count is this channel's.
+//! program may (`runner:lost`), and then that count is this channel's. Otherwise the
+//! reader looks at the ring's producer and consumer positions before each batch: only the
+//! reader frees room, so if there is less than one record's room left then, the ring has
+//! been full since some earlier point and a record may have been refused. Those times are
+//! counted ([`Channel::times_full`]).
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
@@ -17,6 +21,10 @@ pub(super) struct Ringbuf {
     ring: NonNull<sys::ring>,
     slot: NonNull<Slot>,
     counter: Option<LostCounter>,
+    /// Room one record of the channel's struct takes (header included, 8-byte aligned).
+    record_room: u64,
+    /// Times a batch found less than `record_room` free.
+    times_full: u64,
     /// Keeps the map's descriptor open: the reader's mapping and our epoll use it.
     map: MapHandle,
 }
@@ -26,13 +34,22 @@ unsafe extern "C" fn on_sample(ctx: *mut c_void, data: *mut c_void, size: sys::s
     // duration of this call; `ctx` is our slot, called back from inside `Slot::with`.
     unsafe {
         let record = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
-        Slot::deliver(ctx, record);
+        if !Slot::deliver(ctx, record) {
+            // libbpf counts this record as consumed and returns.
+            return -1;
+        }
     }
     0
 }
 
 impl Ringbuf {
-    pub fn open(name: &str, map: MapHandle, counter: Option<LostCounter>) -> std::io::Result<Self> {
+    /// A reader of ring `map` whose records are `record_size` bytes.
+    pub fn open(
+        name: &str,
+        map: MapHandle,
+        counter: Option<LostCounter>,
+        record_size: u64,
+    ) -> std::io::Result<Self> {
         let slot = Slot::new();
         let opts = sys::ring_buffer_opts {
             sz: std::mem::size_of::<sys::ring_buffer_opts>() as _,
@@ -71,6 +88,9 @@ impl Ringbuf {
             ring,
             slot,
             counter,
+            // BPF_RINGBUF_HDR_SZ is 8; records are 8-byte aligned.
+            record_room: (record_size.max(1) + 8).div_ceil(8) * 8,
+            times_full: 0,
             map,
         })
     }
@@ -85,8 +105,20 @@ impl Channel for Ringbuf {
         self.map.as_fd()
     }
 
-    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8])) -> usize {
+    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize {
         let ring = self.ring;
+        if self.counter.is_none() {
+            // SAFETY: `ring` belongs to `rb`, alive until drop.
+            let (size, waiting) = unsafe {
+                (
+                    sys::ring__size(ring.as_ptr()) as u64,
+                    sys::ring__avail_data_size(ring.as_ptr()) as u64,
+                )
+            };
+            if size.saturating_sub(waiting) < self.record_room {
+                self.times_full += 1;
+            }
+        }
         // SAFETY: the slot is ours and alive; `ring` belongs to `rb`, alive until drop; the
         // callback runs inside this call.
         unsafe {
@@ -101,6 +133,10 @@ impl Channel for Ringbuf {
             .as_ref()
             .and_then(LostCounter::read)
             .unwrap_or(0)
+    }
+
+    fn times_full(&self) -> u64 {
+        self.times_full
     }
 }
 

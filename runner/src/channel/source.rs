@@ -13,11 +13,22 @@ pub(crate) trait Channel {
     fn map(&self) -> &str;
     /// A descriptor that polls readable when records wait.
     fn fd(&self) -> BorrowedFd<'_>;
-    /// Hand at most `max` waiting records to `on_record`, oldest first; returns how many
-    /// were handed.
-    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8])) -> usize;
+    /// Hand at most `max` waiting records to `on_record`, oldest first, stopping early
+    /// after a record for which it returns false; returns how many were handed.
+    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize;
     /// How many events were lost so far, as far as the kernel or the program counts them.
     fn lost(&mut self) -> u64;
+    /// Where losses are not counted: how many times the reader found the buffer too full
+    /// for one more record, so that some may have been refused. 0 where they are counted.
+    fn times_full(&self) -> u64 {
+        0
+    }
+    /// Where losses are counted late (a perf buffer reports them in front of the next
+    /// record that fits): whether the buffer was found too full for one more record in the
+    /// last second, so that more may have been lost than counted.
+    fn still_full(&self) -> bool {
+        false
+    }
 }
 
 /// A `__u64` global the program increments for each event it could not submit.
@@ -35,8 +46,8 @@ impl LostCounter {
     }
 }
 
-/// Where a channel hands its records.
-type RecordFn<'a> = dyn FnMut(&[u8]) + 'a;
+/// Where a channel hands its records; false asks for no more in this call.
+type RecordFn<'a> = dyn FnMut(&[u8]) -> bool + 'a;
 
 /// What a C callback reaches while a channel is being consumed: the caller's record sink
 /// (set only for the duration of one `consume`), how many records it still takes, and the
@@ -76,7 +87,7 @@ impl Slot {
     pub unsafe fn with(
         slot: NonNull<Slot>,
         max: usize,
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut dyn FnMut(&[u8]) -> bool,
         consume: impl FnOnce(),
     ) -> usize {
         let erased: NonNull<RecordFn<'_>> = NonNull::from(sink);
@@ -99,18 +110,20 @@ impl Slot {
         }
     }
 
-    /// Hand one record to the sink; false once the budget is spent.
+    /// Hand one record to the sink; false once the budget is spent or the sink wants no
+    /// more.
     ///
     /// # Safety
     /// `ctx` is a slot pointer given to the C library, called back inside [`Slot::with`].
     pub unsafe fn deliver(ctx: *mut c_void, data: &[u8]) -> bool {
         // SAFETY: per this function's contract.
         let slot = unsafe { &mut *ctx.cast::<Slot>() };
+        let mut more = true;
         if let Some(mut sink) = slot.sink {
             // SAFETY: the sink outlives the `with` call this callback runs inside.
-            unsafe { sink.as_mut()(data) };
+            more = unsafe { sink.as_mut()(data) };
             slot.handed += 1;
         }
-        slot.handed < slot.budget
+        more && slot.handed < slot.budget
     }
 }

@@ -14,14 +14,12 @@ use crate::oci::reference::{self, Reference};
 use crate::oci::store::{self, Store};
 use crate::policy::{self, Policy, Requirement};
 use crate::sign::{cosign, minisign};
-use crate::spec::package::{Package, PackageError};
+use crate::spec::package::Package;
 
 /// A package file, checked against the policy's `files` entries (no policy: no check).
 pub fn open_file(path: &Path, opts: &PullOptions) -> Result<Resolved, OciError> {
-    let bytes = std::fs::read(path).map_err(|source| PackageError::Read {
-        path: path.into(),
-        source,
-    })?;
+    // Read no further than a package may be (spec::json's cap).
+    let bytes = Package::read_bytes(path)?;
     let name = path.display().to_string();
     let signature = minisign::read_signature(path)?;
     let policy = Policy::load(opts.policy.as_deref())?;

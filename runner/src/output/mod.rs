@@ -46,7 +46,7 @@ impl EventWriter {
     /// Tag every line with `label` (an EVENT column, an `"event"` key): for packages whose
     /// channels carry different structs.
     pub fn with_label(mut self, label: &str) -> Self {
-        self.events.label = Some(label.to_string());
+        self.events.label = Some(crate::stdio::escape_controls(label, false).into_owned());
         self
     }
 

@@ -5,6 +5,7 @@
 use super::clock::Stamp;
 use super::text::{self, unit_suffix};
 use crate::spec::plan::{Node, Plan};
+use crate::stdio::escape_controls;
 
 /// One format.
 pub(crate) trait Output {
@@ -48,6 +49,8 @@ impl Events {
             .columns()
             .into_iter()
             .map(|(name, node)| {
+                // Member names come from the package: nothing in them may act on a terminal.
+                let name = escape_controls(name, false);
                 let unit = unit_suffix(node);
                 Column {
                     name: format!("{}{unit}", name.to_ascii_uppercase()),

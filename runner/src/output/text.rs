@@ -13,6 +13,7 @@ use super::clock::Ktime;
 use super::shown::{self, Target};
 use crate::spec::plan::{Node, Plan, Raw, Sink};
 use crate::spec::vocab::ValueFormat;
+use crate::stdio::escape_controls;
 
 /// Writes a value as JSON text.
 pub struct JsonSink<'a> {
@@ -63,7 +64,8 @@ pub(crate) fn json_string(out: &mut Vec<u8>, s: &[u8]) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\t' => out.extend_from_slice(b"\\t"),
             '\r' => out.extend_from_slice(b"\\r"),
-            c if (c as u32) < 0x20 => {
+            // C0, DEL and C1: no terminal sequence survives a `jq -r`.
+            c if c.is_control() => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => {
@@ -233,7 +235,8 @@ impl Sink for TextSink<'_> {
         push_hex(self.out, b)
     }
     fn enum_name(&mut self, name: &str) {
-        self.out.extend_from_slice(name.as_bytes())
+        self.out
+            .extend_from_slice(escape_controls(name, false).as_bytes())
     }
     fn pointer(&mut self, v: u64) {
         let _ = write!(self.out, "{v:#x}");
@@ -242,7 +245,8 @@ impl Sink for TextSink<'_> {
         if !first {
             self.out.push(b',');
         }
-        self.out.extend_from_slice(name.as_bytes());
+        self.out
+            .extend_from_slice(escape_controls(name, false).as_bytes());
         self.out.push(b'=');
     }
     fn formatted(&mut self, format: &ValueFormat, raw: Raw<'_>) {
@@ -344,7 +348,7 @@ pub(crate) fn plan_names(plan: &Plan, part: &str) -> Vec<String> {
     match plan_fields(plan) {
         Some(fields) => fields
             .iter()
-            .map(|(n, node)| format!("{part}.{n}{}", unit_suffix(node)))
+            .map(|(n, node)| format!("{part}.{}{}", escape_controls(n, false), unit_suffix(node)))
             .collect(),
         None => vec![format!("{part}{}", unit_suffix(&plan.root))],
     }
@@ -355,7 +359,10 @@ pub(crate) fn plan_headers(plan: &Plan, fallback: &str) -> Vec<String> {
     match plan_fields(plan) {
         Some(fields) => fields
             .iter()
-            .map(|(n, node)| format!("{}{}", n.to_ascii_uppercase(), unit_suffix(node)))
+            .map(|(n, node)| {
+                let name = escape_controls(n, false).to_ascii_uppercase();
+                format!("{name}{}", unit_suffix(node))
+            })
             .collect(),
         None => vec![format!("{fallback}{}", unit_suffix(&plan.root))],
     }

@@ -126,7 +126,7 @@ impl ViewWriter {
                 .map(|i| fields[i].1.clone()),
         };
         Ok(ViewWriter {
-            name: map.name.clone(),
+            name: crate::stdio::escape_controls(&map.name, false).into_owned(),
             scale: match view {
                 View::LinearHist => Scale::Linear,
                 _ => Scale::Log2,

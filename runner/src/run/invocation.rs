@@ -45,7 +45,8 @@ impl Invocation {
     /// Parse the options after the package.
     pub fn parse(package: &Verified, args: &[OsString]) -> Result<Invocation, clap::Error> {
         let pkg = package.package();
-        let argv = std::iter::once(OsString::from("runner run")).chain(args.iter().cloned());
+        let args = flags::join_negative_values(&pkg.globals, args);
+        let argv = std::iter::once(OsString::from("runner run")).chain(args);
         let matches = command(package).try_get_matches_from(argv)?;
         let mut values = Vec::new();
         for (i, global) in pkg.globals.iter().enumerate() {
@@ -131,7 +132,14 @@ impl Invocation {
                 ));
             };
             match prog.attach.kind {
-                AttachKind::Uprobe | AttachKind::Uretprobe => {}
+                AttachKind::Uprobe | AttachKind::Uretprobe => match target.rsplit_once(':') {
+                    Some((binary, func)) if !binary.is_empty() && !func.is_empty() => {}
+                    _ => {
+                        return Err(format!(
+                            "--attach {name}={target}: expected BINARY:FUNCTION, like /bin/bash:readline (a uprobe needs the function it probes)"
+                        ))
+                    }
+                },
                 AttachKind::PerfEvent if sample_hz(target).is_some() => {}
                 AttachKind::PerfEvent => {
                     return Err(format!(
@@ -218,7 +226,7 @@ pub(crate) fn command(package: &Verified) -> Command {
     };
     let mut cmd = Command::new("runner run")
         .bin_name(format!("runner run {}", package.path().display()))
-        .about(about)
+        .about(crate::stdio::escape_controls(&about, false).into_owned())
         .arg(runner_option(
             Arg::new("output")
                 .short('o')
@@ -316,5 +324,25 @@ mod tests {
                 ("failed_only", &[1][..])
             ]
         );
+    }
+
+    /// `--flag -0x80` and `--flag=-0x80` give the same bytes.
+    #[test]
+    fn negative_hex_after_a_space() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../programs/sigsnoop/package.json");
+        let package = Verified::read(&path).unwrap();
+        for args in [
+            vec!["--filtered_pid", "-0x80"],
+            vec!["--filtered_pid=-0x80"],
+            vec!["--filtered-pid", "-128"],
+        ] {
+            let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+            let run = Invocation::parse(&package, &args).unwrap();
+            assert_eq!(
+                run.values,
+                vec![(0, vec![0x80, 0xff, 0xff, 0xff])],
+                "{args:?}"
+            );
+        }
     }
 }

@@ -69,6 +69,10 @@ impl Loaded {
         &mut self.views
     }
 
+    pub fn channels(&self) -> &[Box<dyn Channel>] {
+        &self.channels
+    }
+
     pub fn channels_mut(&mut self) -> &mut [Box<dyn Channel>] {
         &mut self.channels
     }

@@ -26,6 +26,8 @@ mod error;
 mod invocation;
 mod load;
 mod poll;
+mod signals;
+mod stdout;
 mod stream;
 mod views;
 
@@ -57,7 +59,7 @@ pub fn main(package: &OsStr, args: &[OsString], pull: &PullOptions) -> anyhow::R
     kernel::check_privileges()?;
     let attached = start(package, run, &probe::Kernel)?;
     let stats = stream::stream(attached)?;
-    crate::note!("runner: {} events, {} lost", stats.events, stats.lost);
+    crate::note!("runner: {}", stats.summary());
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Waiting on many descriptors at once: a small epoll set that the event loop puts every
-//! channel into, so a wake-up from any of them (not only the first) ends the wait.
+//! channel into, so a wake-up from any of them (not only the first) ends the wait; also
+//! its signals (a signalfd) and stdout (room to write, or its reader gone).
 
 use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
 use std::time::Duration;
@@ -25,19 +26,23 @@ impl Poller {
 
     /// Wake the wait when `fd` is readable, reporting `token`.
     pub fn add(&mut self, fd: BorrowedFd<'_>, token: u64) -> std::io::Result<()> {
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Add `fd` waiting for `events` (`EPOLLERR` and `EPOLLHUP` are always reported).
+    pub fn add_for(&mut self, fd: BorrowedFd<'_>, token: u64, events: u32) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, events)
+    }
+
+    /// Change what an added `fd` is waited for.
+    pub fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, events: u32) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, events)
+    }
+
+    fn ctl(&mut self, op: i32, fd: BorrowedFd<'_>, token: u64, events: u32) -> std::io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: both descriptors are open; `event` is valid for the call.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut event,
-            )
-        };
+        let rc = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd.as_raw_fd(), &mut event) };
         if rc < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -45,8 +50,9 @@ impl Poller {
     }
 
     /// Wait up to `timeout` (rounded up to a millisecond) for any descriptor; returns the
-    /// tokens of those that are ready. A signal ends the wait early, with none ready.
-    pub fn wait(&mut self, timeout: Duration) -> impl Iterator<Item = u64> + '_ {
+    /// tokens of those that are ready, with what they are ready for (`EPOLLIN`, ...). A
+    /// signal ends the wait early, with none ready.
+    pub fn wait(&mut self, timeout: Duration) -> impl Iterator<Item = (u64, u32)> + '_ {
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         let room = self.ready.capacity();
         // SAFETY: `ready` has room for `room` (16) events; the kernel writes at most that
@@ -61,6 +67,6 @@ impl Poller {
         };
         // SAFETY: the kernel initialised the first `n` events (none on error).
         unsafe { self.ready.set_len(usize::try_from(n).unwrap_or(0)) };
-        self.ready.iter().map(|e| e.u64)
+        self.ready.iter().map(|e| (e.u64, e.events))
     }
 }

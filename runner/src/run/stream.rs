@@ -1,15 +1,19 @@
 //! Phase 5 of `runner run`: the event loop. It waits on every channel at once (epoll) for
 //! at most [`POLL`], drains each channel in bounded batches, decodes each record once
-//! through its channel's writer into one buffer and writes that buffer per batch. Programs
-//! may submit without waking the reader (`BPF_RB_NO_WAKEUP`); the timer drains them, so an
-//! event waits at most [`POLL`] before it is printed. Map views print at `--interval` and
-//! at exit; losses are reported as they are found and in the summary.
+//! through its channel's writer into one buffer and writes that buffer as stdout takes it.
+//! Programs may submit without waking the reader (`BPF_RB_NO_WAKEUP`); the timer drains
+//! them, so an event waits at most [`POLL`] before it is printed. Map views print at
+//! `--interval` and at exit; losses are reported at most once a [`LOST_CHECK`] and in the
+//! summary.
+//!
+//! What bounds it: signals come through a signalfd in the same epoll set, and stdout is
+//! written without blocking (`run::stdout`), so a stalled reader never hides a signal or a
+//! deadline; a closed stdout wakes the loop (`EPOLLERR`) without waiting for an event.
+//! Rendered output is capped at [`HIGH_WATER`]: above it the channels are not read, the
+//! kernel drops what does not fit (reported as lost), and memory stays bounded. After a
+//! stop everything (detach, last drain, views, writing) ends within [`WIND_DOWN`].
 
-use std::fs::File;
-use std::io::Write as _;
-use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -17,44 +21,59 @@ use anyhow::Context as _;
 use super::attach::Attached;
 use super::load::Loaded;
 use super::poll::Poller;
+use super::signals::{Request, Signals};
+use super::stdout::Stdout;
 use crate::output::EventWriter;
 use crate::spec::plan::Plan;
 
 /// The longest an event waits in a buffer before it is printed.
 const POLL: Duration = Duration::from_millis(10);
-/// Records consumed between two writes, so a flood is written in batches of bounded size.
+/// Records consumed between two writes at most.
 const BATCH: usize = 4096;
-/// How often the lost-event counts are checked.
-const LOST_CHECK: Duration = Duration::from_millis(500);
+/// Rendered bytes after which a batch stops early and is written.
+const FLUSH_AT: usize = 64 << 10;
+/// Rendered bytes waiting for stdout above which channels are left unread.
+const HIGH_WATER: usize = 1 << 20;
+/// How often losses are checked, so at most one line reports them per this long.
+const LOST_CHECK: Duration = Duration::from_secs(1);
+/// After a stop, how long the runner may take to detach, drain and write what is left.
+const WIND_DOWN: Duration = Duration::from_millis(500);
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-    // A second Ctrl-C stops the runner at once, even while it drains.
-    // SAFETY: signal() is async-signal-safe.
-    unsafe { libc::signal(sig, libc::SIG_DFL) };
-}
-
-/// Stop on SIGINT and SIGTERM; without SA_RESTART so a blocked wait returns at once.
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic and resets the disposition, both
-        // async-signal-safe; `action` is valid for the call.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut());
-        }
-    }
-}
+/// epoll tokens besides the channels' (their index).
+const SIGNALS: u64 = u64::MAX;
+const STDOUT: u64 = u64::MAX - 1;
 
 /// What a run saw, for the summary line.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub events: u64,
+    /// Counted losses (by the kernel, or the program's `runner:lost` counter).
     pub lost: u64,
+    /// Times a ring without a counter was found full: losses that may have happened.
+    pub times_full: u64,
+    /// A perf buffer was found full in the last second: losses it may not have counted.
+    pub still_full: bool,
+}
+
+impl Stats {
+    /// `40222 events, 0 lost`, or with uncounted losses, what is known of them.
+    pub fn summary(&self) -> String {
+        let mut line = match (self.lost, self.times_full) {
+            (lost, 0) => format!("{} events, {lost} lost", self.events),
+            (0, full) => format!(
+                "{} events; events may have been lost: the ring was full {full} times",
+                self.events
+            ),
+            (lost, full) => format!(
+                "{} events, {lost} lost; more may have been: a ring was full {full} times",
+                self.events
+            ),
+        };
+        if self.still_full {
+            line.push_str("; more may have been lost: a perf buffer was full in the last second");
+        }
+        line
+    }
 }
 
 /// What one channel's records become, and what was counted on the way.
@@ -66,22 +85,33 @@ struct Reader {
     short: u64,
     /// Losses already reported.
     lost: u64,
+    /// Times found full, already reported.
+    full: u64,
+    /// Records read at the end that a stalled stdout had no room for.
+    unwritten: u64,
 }
 
 /// The loop's own state; the channels and maps stay in [`Loaded`].
 struct Stream {
     readers: Vec<Reader>,
-    out: Vec<u8>,
-    stdout: ManuallyDrop<File>,
+    stdout: Stdout,
+    /// Whether stdout is in the epoll set, and whether the set waits for room on it.
+    stdout_polled: bool,
+    waits_for_room: bool,
     poller: Poller,
+    signals: Signals,
+    stop: bool,
 }
 
-/// Print events until stopped (Ctrl-C, SIGTERM, `--duration`), then detach, drain what is
-/// left, print the map views one last time and return what was seen.
+/// Print events until stopped (SIGINT, SIGTERM, SIGHUP, `--duration`, stdout closed),
+/// then detach, drain what is left, print the map views one last time and return what
+/// was seen: all of that within [`WIND_DOWN`] of the stop.
 pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
-    install_signal_handlers();
     let mut stream = Stream::new(attached.loaded())?;
-    stream.flush().context("cannot write to stdout")?;
+    stream
+        .stdout
+        .write_ready()
+        .context("cannot write to stdout")?;
     let programs = attached.programs();
     crate::note!(
         "runner: {}: {programs} programs attached; tracing, Ctrl-C to stop",
@@ -91,22 +121,19 @@ pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
         crate::note!("{note}");
     }
     let result = stream.run(attached.loaded());
+    let wind_down = Instant::now() + WIND_DOWN;
     let mut loaded = attached.detach();
-    let result = result.and_then(|()| {
-        stream.drain(&mut loaded)?;
-        stream.dump_views(&mut loaded, false);
-        stream.flush()
-    });
+    let result = result.and_then(|()| stream.wind_down(&mut loaded, wind_down));
     stream.check_lost(&mut loaded);
     result.context("cannot write to stdout")?;
-    Ok(stream.finish())
+    Ok(stream.finish(&loaded))
 }
 
 impl Stream {
     fn new(loaded: &mut Loaded) -> anyhow::Result<Stream> {
         let pkg = loaded.package().package();
         let format = loaded.invocation().format;
-        let mut out = Vec::with_capacity(1 << 18);
+        let mut stdout = Stdout::new();
         let mut readers = Vec::new();
         for event in &pkg.events {
             let padded = event.channel.pads_records();
@@ -116,12 +143,14 @@ impl Stream {
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
             }
-            writer.header(&mut out);
+            writer.header(stdout.buf());
             readers.push(Reader {
                 writer,
                 events: 0,
                 short: 0,
                 lost: 0,
+                full: 0,
+                unwritten: 0,
             });
         }
         let mut poller = Poller::new().context("cannot create an epoll set")?;
@@ -130,17 +159,32 @@ impl Stream {
                 .add(channel.fd(), token as u64)
                 .with_context(|| format!("cannot wait on map `{}`", channel.map()))?;
         }
+        let signals = Signals::new().context("cannot receive signals")?;
+        poller
+            .add(signals.as_fd(), SIGNALS)
+            .context("cannot wait for signals")?;
+        // Nothing asked for yet: EPOLLERR (the reader went away) always wakes the wait.
+        // A device epoll cannot wait on (/dev/null) never makes a writer wait either.
+        let stdout_polled = match stdout.pollable() {
+            Some(fd) => match poller.add_for(fd, STDOUT, 0) {
+                Ok(()) => true,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => false,
+                Err(e) => return Err(e).context("cannot wait on stdout"),
+            },
+            None => false,
+        };
         Ok(Stream {
             readers,
-            out,
-            // SAFETY: fd 1 stays open for the life of the process; ManuallyDrop never
-            // closes it.
-            stdout: ManuallyDrop::new(unsafe { File::from_raw_fd(1) }),
+            stdout,
+            stdout_polled,
+            waits_for_room: false,
             poller,
+            signals,
+            stop: false,
         })
     }
 
-    /// Until a signal or the deadline: wait, drain, print views when due, check losses.
+    /// Until a stop: wait, write, drain, print views when due, check losses.
     fn run(&mut self, loaded: &mut Loaded) -> std::io::Result<()> {
         // A duration too long to add to the clock is no deadline at all.
         let run = loaded.invocation();
@@ -149,8 +193,9 @@ impl Stream {
         let mut next_dump = interval.and_then(|i| Instant::now().checked_add(i));
         let mut last_check = Instant::now();
         loop {
+            self.take_signals(loaded);
             let now = Instant::now();
-            if STOP.load(Ordering::Relaxed) || deadline.is_some_and(|d| now >= d) {
+            if self.stop || self.stdout.gone() || deadline.is_some_and(|d| now >= d) {
                 return Ok(());
             }
             let timeout = [deadline, next_dump]
@@ -158,7 +203,8 @@ impl Stream {
                 .flatten()
                 .map(|at| at.saturating_duration_since(now))
                 .fold(POLL, Duration::min);
-            self.poller.wait(timeout).for_each(drop);
+            self.wait(timeout)?;
+            self.stdout.write_ready()?;
             self.drain(loaded)?;
             if let (Some(at), Some(every)) = (next_dump, interval) {
                 if Instant::now() >= at {
@@ -174,16 +220,61 @@ impl Stream {
         }
     }
 
-    /// Read every channel empty, writing out each batch as it fills.
+    /// Wait up to `timeout` for records, a signal, room on stdout (when output waits) or
+    /// its reader leaving. Above [`HIGH_WATER`] only stdout and the signals are waited on:
+    /// the channels, which are not read then, would wake the wait at once.
+    fn wait(&mut self, timeout: Duration) -> std::io::Result<()> {
+        if self.stdout.waiting() >= HIGH_WATER {
+            self.stdout.wait_room(timeout, self.signals.as_fd());
+            return Ok(());
+        }
+        let want_room = self.stdout.waiting() > 0;
+        if self.stdout_polled && want_room != self.waits_for_room {
+            if let Some(fd) = self.stdout.pollable() {
+                let events = if want_room { libc::EPOLLOUT as u32 } else { 0 };
+                self.poller.modify(fd, STDOUT, events)?;
+            }
+            self.waits_for_room = want_room;
+        }
+        let gone = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        let reader_left = self
+            .poller
+            .wait(timeout)
+            .any(|(token, events)| token == STDOUT && events & gone != 0);
+        if reader_left {
+            self.stdout.mark_gone();
+        }
+        Ok(())
+    }
+
+    /// Act on the signals that arrived.
+    fn take_signals(&mut self, loaded: &mut Loaded) {
+        while let Some(request) = self.signals.next() {
+            match request {
+                Request::Stop(_) => self.stop = true,
+                Request::Report => {
+                    let stats = self.stats();
+                    crate::note!("runner: so far {}", stats.summary());
+                    self.dump_views(loaded, false);
+                }
+            }
+        }
+    }
+
+    /// Read the channels, in batches of at most [`BATCH`] records or [`FLUSH_AT`] bytes of
+    /// text, each written out as it is rendered, until they are empty or output waiting
+    /// for stdout reaches [`HIGH_WATER`].
     fn drain(&mut self, loaded: &mut Loaded) -> std::io::Result<()> {
         let Stream {
-            readers,
-            out,
-            stdout,
-            ..
+            readers, stdout, ..
         } = self;
         for (channel, reader) in loaded.channels_mut().iter_mut().zip(readers) {
             loop {
+                if stdout.waiting() >= HIGH_WATER || stdout.gone() {
+                    return Ok(());
+                }
+                let out = stdout.buf();
+                let stop_at = out.len() + FLUSH_AT;
                 let handed = channel.consume(BATCH, &mut |data: &[u8]| {
                     if data.len() >= reader.writer.fixed() {
                         reader.writer.event(data, out);
@@ -191,9 +282,11 @@ impl Stream {
                     } else {
                         reader.short += 1;
                     }
+                    out.len() < stop_at
                 });
-                write_out(stdout, out)?;
-                if handed < BATCH {
+                let full_batch = handed >= BATCH || stdout.buf().len() >= stop_at;
+                stdout.write_ready()?;
+                if !full_batch {
                     break;
                 }
             }
@@ -201,33 +294,97 @@ impl Stream {
         Ok(())
     }
 
-    /// Print every map view; with `clear`, empty what was printed.
-    fn dump_views(&mut self, loaded: &mut Loaded, clear: bool) {
-        for view in loaded.views_mut() {
-            view.dump(clear, &mut self.out);
+    /// After the programs are detached: read what they left in the channels, print the
+    /// views, and write it all, giving up at `deadline` or on another signal.
+    fn wind_down(&mut self, loaded: &mut Loaded, deadline: Instant) -> std::io::Result<()> {
+        self.stdout.write_ready()?;
+        // Print what is left while stdout takes it; a drain that ends below the cap has
+        // emptied the channels.
+        loop {
+            self.drain(loaded)?;
+            if self.stdout.waiting() < HIGH_WATER || self.stdout.gone() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stdout.wait_room(left, self.signals.as_fd()) {
+                break;
+            }
+            self.stdout.write_ready()?;
         }
+        self.discard(loaded, deadline);
+        self.dump_views(loaded, false);
+        let dropped = self.stdout.finish(deadline, self.signals.as_fd())?;
+        let unwritten: u64 = self.readers.iter().map(|r| r.unwritten).sum();
+        if dropped > 0 || unwritten > 0 {
+            crate::note!(
+                "runner: stdout is not being read: {unwritten} events left in the buffers and the last {dropped} bytes of output were not written"
+            );
+        }
+        Ok(())
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        write_out(&mut self.stdout, &mut self.out)
-    }
-
-    /// Report losses found since the last check.
-    fn check_lost(&mut self, loaded: &mut Loaded) {
+    /// Read what is left in the channels without printing it (stdout has no room), only
+    /// counting it, until they are empty or `deadline`.
+    fn discard(&mut self, loaded: &mut Loaded, deadline: Instant) {
         for (channel, reader) in loaded.channels_mut().iter_mut().zip(&mut self.readers) {
-            let now = channel.lost();
-            if now > reader.lost {
-                crate::note!(
-                    "runner: {} events lost on map `{}` (buffer full)",
-                    now - reader.lost,
-                    channel.map()
-                );
-                reader.lost = now;
+            while Instant::now() < deadline {
+                let handed = channel.consume(BATCH, &mut |_: &[u8]| true);
+                reader.unwritten += handed as u64;
+                if handed < BATCH {
+                    break;
+                }
             }
         }
     }
 
-    fn finish(self) -> Stats {
+    /// Print every map view; with `clear`, empty what was printed.
+    fn dump_views(&mut self, loaded: &mut Loaded, clear: bool) {
+        if self.stdout.gone() {
+            return;
+        }
+        for view in loaded.views_mut() {
+            view.dump(clear, self.stdout.buf());
+        }
+    }
+
+    /// Report, in one line, losses found since the last check.
+    fn check_lost(&mut self, loaded: &mut Loaded) {
+        let mut found = Vec::new();
+        for (channel, reader) in loaded.channels_mut().iter_mut().zip(&mut self.readers) {
+            let lost = channel.lost();
+            if lost > reader.lost {
+                found.push(format!(
+                    "{} events lost on map `{}` (buffer full)",
+                    lost - reader.lost,
+                    channel.map()
+                ));
+                reader.lost = lost;
+            }
+            let full = channel.times_full();
+            if full > reader.full {
+                found.push(format!(
+                    "ring `{}` was found full {} times: events may have been lost",
+                    channel.map(),
+                    full - reader.full
+                ));
+                reader.full = full;
+            }
+        }
+        if !found.is_empty() {
+            crate::note!("runner: {}", found.join("; "));
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            events: self.readers.iter().map(|r| r.events).sum(),
+            lost: self.readers.iter().map(|r| r.lost).sum(),
+            times_full: self.readers.iter().map(|r| r.full).sum(),
+            still_full: false,
+        }
+    }
+
+    fn finish(self, loaded: &Loaded) -> Stats {
         let short: u64 = self.readers.iter().map(|r| r.short).sum();
         if short > 0 {
             crate::note!(
@@ -235,17 +392,8 @@ impl Stream {
             );
         }
         Stats {
-            events: self.readers.iter().map(|r| r.events).sum(),
-            lost: self.readers.iter().map(|r| r.lost).sum(),
+            still_full: loaded.channels().iter().any(|c| c.still_full()),
+            ..self.stats()
         }
     }
-}
-
-/// Write `out` to stdout and empty it.
-fn write_out(stdout: &mut File, out: &mut Vec<u8>) -> std::io::Result<()> {
-    if !out.is_empty() {
-        stdout.write_all(out)?;
-        out.clear();
-    }
-    Ok(())
 }

@@ -2,6 +2,8 @@
 //! whether it can be a flag, the clap argument, its help line, its value parser and the
 //! bytes written into the object.
 
+use std::ffi::OsString;
+
 use clap::{Arg, ArgAction};
 
 use crate::spec::package::{Flag, Global};
@@ -68,8 +70,8 @@ fn value_name(ty: &Type) -> &'static str {
 /// Parse `text` as a value of `ty` and encode it as the bytes stored in the object.
 pub fn encode(ty: &Type, text: &str) -> Result<Vec<u8>, String> {
     match &ty.kind {
-        Kind::Int { size, signed } => encode_int(parse_int(text)?, *size, *signed),
-        Kind::Char { signed } => encode_int(parse_int(text)?, 1, *signed),
+        Kind::Int { size, signed } => encode_text_int(text, *size, *signed),
+        Kind::Char { signed } => encode_text_int(text, 1, *signed),
         Kind::Bool { size } => {
             let v = match text {
                 "true" | "1" | "yes" | "on" => 1,
@@ -82,16 +84,14 @@ pub fn encode(ty: &Type, text: &str) -> Result<Vec<u8>, String> {
             size,
             signed,
             values,
-        } => {
-            let v = match values.iter().find(|v| v.name == text) {
-                Some(v) => v.value,
-                None => parse_int(text).map_err(|_| {
-                    let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
-                    format!("expected one of {} or a number", names.join(", "))
-                })?,
-            };
-            encode_int(v, *size, *signed)
-        }
+        } => match values.iter().find(|v| v.name == text) {
+            Some(v) => encode_int(v.value, *size, *signed),
+            None if parse_int(text) == Err(IntError::NotInteger) => {
+                let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+                Err(format!("expected one of {} or a number", names.join(", ")))
+            }
+            None => encode_text_int(text, *size, *signed),
+        },
         Kind::Array { len, .. } if ty.is_text() => {
             let len = *len as usize;
             if text.len() >= len {
@@ -112,8 +112,16 @@ pub fn encode(ty: &Type, text: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Why a text is not an integer of some type.
+#[derive(Debug, PartialEq, Eq)]
+enum IntError {
+    NotInteger,
+    /// An integer, but beyond what 128 bits hold.
+    TooLarge,
+}
+
 /// Decimal, `0x` hex, `0o` octal or `0b` binary, with an optional sign.
-fn parse_int(text: &str) -> Result<i128, String> {
+fn parse_int(text: &str) -> Result<i128, IntError> {
     let (neg, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -125,30 +133,106 @@ fn parse_int(text: &str) -> Result<i128, String> {
         _ => (10, digits),
     };
     if digits.starts_with(['+', '-']) {
-        return Err("expected an integer".into());
+        return Err(IntError::NotInteger);
     }
-    let magnitude = u128::from_str_radix(&digits.replace('_', ""), radix)
-        .map_err(|_| "expected an integer".to_string())?;
-    let magnitude = i128::try_from(magnitude).map_err(|_| "number too large".to_string())?;
+    let magnitude =
+        u128::from_str_radix(&digits.replace('_', ""), radix).map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => IntError::TooLarge,
+            _ => IntError::NotInteger,
+        })?;
+    if neg && magnitude == i128::MIN.unsigned_abs() {
+        return Ok(i128::MIN);
+    }
+    let magnitude = i128::try_from(magnitude).map_err(|_| IntError::TooLarge)?;
     Ok(if neg { -magnitude } else { magnitude })
 }
 
-fn encode_int(v: i128, size: u32, signed: bool) -> Result<Vec<u8>, String> {
+/// The values an integer of `size` bytes holds.
+fn int_range(size: u32, signed: bool) -> (i128, i128) {
     let bits = size * 8;
-    let (min, max) = if bits >= 128 {
+    if bits >= 128 {
         (if signed { i128::MIN } else { 0 }, i128::MAX)
     } else if signed {
         (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
     } else {
         (0, (1i128 << bits) - 1)
-    };
+    }
+}
+
+fn out_of_range(value: &str, size: u32, signed: bool) -> String {
+    let (min, max) = int_range(size, signed);
+    format!(
+        "{value} is out of range for {}{} ({min}..={max})",
+        if signed { "i" } else { "u" },
+        size * 8
+    )
+}
+
+/// `text` as an integer of `size` bytes, encoded little-endian.
+fn encode_text_int(text: &str, size: u32, signed: bool) -> Result<Vec<u8>, String> {
+    match parse_int(text) {
+        Ok(v) => encode_int(v, size, signed),
+        Err(IntError::TooLarge) => Err(out_of_range(text, size, signed)),
+        Err(IntError::NotInteger) => Err("expected an integer".into()),
+    }
+}
+
+fn encode_int(v: i128, size: u32, signed: bool) -> Result<Vec<u8>, String> {
+    let (min, max) = int_range(size, signed);
     if v < min || v > max {
-        return Err(format!(
-            "{v} is out of range for {}{bits} ({min}..={max})",
-            if signed { "i" } else { "u" }
-        ));
+        return Err(out_of_range(&v.to_string(), size, signed));
     }
     Ok(v.to_le_bytes()[..size as usize].to_vec())
+}
+
+/// Join `--flag -0x80` into `--flag=-0x80` for the flags of integer globals, so a negative
+/// value reads the same with a space as with `=` (clap takes only decimal negative
+/// numbers as values, and would read `-0x80` as an option).
+pub fn join_negative_values(globals: &[Global], args: &[OsString]) -> Vec<OsString> {
+    let takes_numbers: Vec<String> = globals
+        .iter()
+        .filter(|g| {
+            matches!(
+                g.ty.kind,
+                Kind::Int { .. } | Kind::Char { .. } | Kind::Enum { .. }
+            )
+        })
+        .filter_map(|g| match &g.flag {
+            Flag::Name(name) => Some(name),
+            Flag::None(_) => None,
+        })
+        .flat_map(|name| {
+            let (long, alias) = spellings(name);
+            std::iter::once(long).chain(alias)
+        })
+        .map(|name| format!("--{name}"))
+        .collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            out.push(arg.clone());
+            out.extend(rest.cloned());
+            break;
+        }
+        let next_is_negative = rest.as_slice().first().is_some_and(|next| {
+            let next = next.as_encoded_bytes();
+            next.len() > 1 && next[0] == b'-' && next[1].is_ascii_digit()
+        });
+        if next_is_negative
+            && arg
+                .to_str()
+                .is_some_and(|a| takes_numbers.iter().any(|f| f == a))
+        {
+            let mut joined = arg.clone();
+            joined.push("=");
+            joined.push(rest.next().expect("checked"));
+            out.push(joined);
+        } else {
+            out.push(arg.clone());
+        }
+    }
+    out
 }
 
 /// The long flag name and its kebab-case alias.
@@ -180,7 +264,7 @@ pub fn arg_for(global: &Global) -> Option<Arg> {
     };
     let mut arg = Arg::new(long.clone())
         .long(long)
-        .help(help)
+        .help(crate::stdio::escape_controls(&help, false).into_owned())
         .value_name(value_name(&global.ty))
         .value_parser(parser)
         .help_heading("Program options");
@@ -248,6 +332,17 @@ mod tests {
             assert!(encode(&int(size, signed), &(min - 1).to_string()).is_err());
         }
         assert_eq!(encode(&int(4, false), "0x10").unwrap(), vec![16, 0, 0, 0]);
+        assert_eq!(encode(&int(1, true), "-0x80").unwrap(), vec![0x80]);
+        let huge = (1u128 << 127).to_string() + "0"; // beyond 128 bits
+        assert_eq!(
+            encode(&int(1, true), &huge).unwrap_err(),
+            format!("{huge} is out of range for i8 (-128..=127)")
+        );
+        assert_eq!(
+            encode(&int(8, false), "340282366920938463463374607431768211456").unwrap_err(),
+            "340282366920938463463374607431768211456 is out of range for u64 (0..=18446744073709551615)"
+        );
+        assert!(encode(&int(16, true), "-170141183460469231731687303715884105728").is_ok());
         assert!(encode(&int(4, true), "12abc")
             .unwrap_err()
             .contains("integer"));

@@ -7,6 +7,7 @@ pub(crate) mod btf;
 pub(crate) mod elf;
 pub(crate) mod eunomia;
 pub mod flags;
+pub mod json;
 pub(crate) mod kfuncs;
 pub mod mapview;
 pub mod names;

@@ -336,7 +336,7 @@ impl Package {
 
     /// The bytes of the package file at `path`.
     pub fn read_bytes(path: &Path) -> Result<Vec<u8>, PackageError> {
-        std::fs::read(path).map_err(|source| PackageError::Read {
+        crate::spec::json::read_capped(path).map_err(|source| PackageError::Read {
             path: path.into(),
             source,
         })
@@ -344,7 +344,7 @@ impl Package {
 
     pub fn from_slice(text: &[u8], path: &Path) -> Result<(Package, Vec<u8>), PackageError> {
         let value: serde_json::Value =
-            serde_json::from_slice(text).map_err(|cause| PackageError::Json {
+            crate::spec::json::parse(text).map_err(|cause| PackageError::Json {
                 path: path.into(),
                 cause,
             })?;

@@ -36,6 +36,8 @@ pub enum PlanError {
         member: String,
         what: String,
     },
+    #[error("`{c}` is a pointer of {size} bytes; BPF pointers are 8")]
+    PointerSize { c: String, size: u32 },
 }
 
 /// What a formatted value holds, as read from the record.
@@ -412,7 +414,13 @@ impl Compiler<'_> {
                 signed: *signed,
                 names: enum_names(ty),
             },
-            Kind::Pointer { .. } => Node::Pointer { off: base },
+            Kind::Pointer { size: 8 } => Node::Pointer { off: base },
+            Kind::Pointer { size } => {
+                return Err(PlanError::PointerSize {
+                    c: ty.c.clone(),
+                    size: *size,
+                })
+            }
             Kind::Array { len, .. } if ty.is_text() => Node::Text {
                 off: base,
                 len: *len as usize,
