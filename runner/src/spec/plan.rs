@@ -778,6 +778,32 @@ fn raw_int<'a>(node: &Node, rec: &'a [u8], base: usize) -> Option<Raw<'a>> {
     })
 }
 
+/// A union of which the value `by` reads selects the member shown (`cases`: value, index
+/// into `fields`); for a value no case names, every member.
+fn visit_select<S: Sink>(
+    by: &Node,
+    cases: &[(i128, usize)],
+    fields: &[(String, Node)],
+    rec: &[u8],
+    base: usize,
+    sink: &mut S,
+) {
+    let selected = match raw_int(by, rec, base) {
+        Some(Raw::Int { v, .. }) => cases.iter().find(|(c, _)| *c == v),
+        _ => None,
+    };
+    sink.begin_record();
+    match selected.and_then(|(_, i)| fields.get(*i)) {
+        Some((name, node)) => node.visit_field(name, true, rec, base, sink),
+        None => {
+            for (i, (name, node)) in fields.iter().enumerate() {
+                node.visit_field(name, i == 0, rec, base, sink);
+            }
+        }
+    }
+    sink.end_record();
+}
+
 /// A formatted value: its raw number (or bytes) and its format to the sink; for
 /// `ip:<member>`, the format that member's family says, and the address's bytes.
 fn visit_format<S: Sink>(
@@ -893,22 +919,7 @@ impl Node {
                 node,
                 family,
             } => visit_format(format, node, family.as_deref(), rec, base, sink),
-            Node::Select { by, cases, fields } => {
-                let selected = match raw_int(by, rec, base) {
-                    Some(Raw::Int { v, .. }) => cases.iter().find(|(c, _)| *c == v),
-                    _ => None,
-                };
-                sink.begin_record();
-                match selected.and_then(|(_, i)| fields.get(*i)) {
-                    Some((name, node)) => node.visit_field(name, true, rec, base, sink),
-                    None => {
-                        for (i, (name, node)) in fields.iter().enumerate() {
-                            node.visit_field(name, i == 0, rec, base, sink);
-                        }
-                    }
-                }
-                sink.end_record();
-            }
+            Node::Select { by, cases, fields } => visit_select(by, cases, fields, rec, base, sink),
         }
     }
 
