@@ -82,7 +82,7 @@ fn trace(args: &[&str], trigger: impl FnOnce()) -> (Vec<Value>, Finished) {
         .stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .map(common::json_line)
         .filter(|v| v.get("@map").is_none())
         .map(|mut v| {
             v.as_object_mut().unwrap().remove("@time");

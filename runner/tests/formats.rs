@@ -826,10 +826,7 @@ fn every_format_in_json() {
             &["-o", "json"]
         };
         let (out, windows) = run(args);
-        let lines: Vec<Value> = out
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<Value> = out.lines().map(common::json_line).collect();
         assert_eq!(lines.len(), 3, "{out}");
         for ((v, (input, time)), window) in lines.iter().zip(inputs()).zip(windows) {
             check_json(v, &input, time, names);

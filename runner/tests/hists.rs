@@ -136,7 +136,7 @@ fn run(args: &[&str], trigger: impl FnOnce()) -> common::Finished {
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(common::json_line)
         .map(|mut v: Value| {
             v.as_object_mut().unwrap().remove("@time").expect("a time");
             v

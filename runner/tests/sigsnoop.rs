@@ -372,8 +372,7 @@ fn table_rows(out: &str) -> Vec<Row> {
 fn json_rows(out: &str) -> Vec<Row> {
     out.lines()
         .map(|line| {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+            let v = common::json_line(line);
             let obj = v
                 .as_object()
                 .unwrap_or_else(|| panic!("not an object: {line:?}"));

@@ -167,10 +167,7 @@ fn json_case(names: bool) {
         &["-o", "json"]
     };
     let out = run(args);
-    let mut got: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let mut got: Vec<Value> = out.lines().map(common::json_line).collect();
     for v in &mut got {
         let time = v.as_object_mut().unwrap().remove("@time").unwrap();
         assert!(time.as_str().is_some_and(|t| t.contains('T')), "{time}");

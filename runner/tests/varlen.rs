@@ -118,7 +118,7 @@ fn varlen_json() {
     let events: Vec<Value> = done
         .stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(common::json_line)
         .map(|mut v: Value| {
             v.as_object_mut().unwrap().remove("@time").expect("a time");
             v

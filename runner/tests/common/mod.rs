@@ -384,3 +384,10 @@ pub fn is_time_of_day(s: &str) -> bool {
         && b[8] == b'.'
         && b[9..].iter().all(u8::is_ascii_digit)
 }
+
+/// One line of the runner's JSON output, parsed strictly: not JSON, or an object with a
+/// key twice at any depth (which serde_json and jq would read as the last one), panics.
+pub fn json_line(line: &str) -> serde_json::Value {
+    runner::spec::json::parse(line.as_bytes())
+        .unwrap_or_else(|e| panic!("not JSON with unique keys ({e}): {line}"))
+}
