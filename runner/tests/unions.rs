@@ -359,3 +359,35 @@ fn sidecar_format_mistakes_name_the_place() {
         );
     }
 }
+
+/// Without `cases`, the enumerators of the discriminant named as union members (ignoring
+/// case) select them: MOUNT → mount, UMOUNT → umount, FSOPEN → fsopen (no root).
+#[test]
+fn a_union_without_cases_is_selected_by_enumerator_names() {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/corpus/unions/unions.bpf.c");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("unions-default");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sidecar, out) = (dir.join("d.runner.json"), dir.join("d.json"));
+    let formats = json!({"formats": {"event": {"arg": {"union": "op"}}}});
+    std::fs::write(&sidecar, formats.to_string()).unwrap();
+    let done = common::run_runner(&[
+        "build",
+        source.to_str().unwrap(),
+        "--sidecar",
+        sidecar.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{}", done.stderr);
+    let pkg = common::json_line(&std::fs::read_to_string(&out).unwrap());
+    let members = pkg["events"][0]["type"]["members"].as_array().unwrap();
+    let arg = members.iter().find(|m| m["name"] == "arg").unwrap();
+    assert_eq!(
+        arg["shown"],
+        json!({"selected_by": {"member": "op", "cases": [
+            {"value": 1, "member": "mount"},
+            {"value": 2, "member": "umount"},
+            {"value": 3, "member": "fsopen"}]}})
+    );
+}
