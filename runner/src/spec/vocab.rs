@@ -251,6 +251,9 @@ pub enum Annotation {
     View(View),
     /// On a map: the unit of its histogram's values (`usecs`), for the header.
     Unit(String),
+    /// On a ring buffer: its records wake the reader when this global is set (the reader
+    /// sleeps) or the ring is a quarter full, and otherwise never (`runner/ring.h`).
+    Wakeup(String),
 }
 
 /// Every annotation: its key, what it goes on, and the form of its value, for errors.
@@ -261,6 +264,7 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
     ("unless", Target::Program, "<bool global>"),
     ("view", Target::Map, "table|log2_hist|linear_hist"),
     ("unit", Target::Map, "<unit>"),
+    ("wakeup", Target::Map, "<global>"),
 ];
 
 /// The valid annotations, as a list for an error message.
@@ -346,6 +350,7 @@ impl Annotation {
             "if" => Annotation::If(value),
             "unless" => Annotation::Unless(value),
             "unit" => Annotation::Unit(value),
+            "wakeup" => Annotation::Wakeup(value),
             _ => match View::from_name(&value) {
                 Some(view) => Annotation::View(view),
                 None => {
