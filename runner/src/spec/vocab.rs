@@ -448,6 +448,9 @@ pub enum Annotation {
         format: ValueFormat,
         on_request: bool,
     },
+    /// On a ring buffer: its records wake the reader when this global is set (the reader
+    /// sleeps) or the ring is a quarter full, and otherwise never (`runner/ring.h`).
+    Wakeup(String),
 }
 
 /// Every annotation: its key, what it goes on, and the form of its value, for errors.
@@ -460,6 +463,7 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
     ("unit", Target::Map, "<unit>"),
     ("format", Target::Value, "<format>"),
     ("names", Target::Value, "errno|signal|syscall|flags:<set>"),
+    ("wakeup", Target::Map, "<global>"),
 ];
 
 /// The valid annotations, as a list for an error message.
@@ -560,6 +564,7 @@ impl Annotation {
             "if" => Annotation::If(value),
             "unless" => Annotation::Unless(value),
             "unit" => Annotation::Unit(value),
+            "wakeup" => Annotation::Wakeup(value),
             _ => match View::from_name(&value) {
                 Some(view) => Annotation::View(view),
                 None => {
