@@ -48,6 +48,12 @@ pub enum PackError {
         map: String,
         channels: String,
     },
+    #[error("map `{map}`: metric `{name}`: {what}")]
+    BadMetric {
+        map: String,
+        name: String,
+        what: String,
+    },
     #[error(transparent)]
     BadView(#[from] crate::spec::mapview::ViewError),
     /// A declaration (of a sidecar, or stored in a package) that does not fit the object;
