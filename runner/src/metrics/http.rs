@@ -37,9 +37,11 @@ impl Server {
         let listener = Arc::new(TcpListener::bind(addr)?);
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (listener.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || serve(&l, &s, &shared))?;
+        without_signals(|| {
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || serve(&l, &s, &shared))
+        })?;
         Ok(Server { listener, stop })
     }
 
@@ -55,6 +57,23 @@ impl Drop for Server {
         // Wakes an accept(2) waiting in the thread: it fails, and the thread sees `stop`.
         // SAFETY: shutdown(2) on a descriptor the listener owns and keeps open.
         unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+/// Run `spawn` with every signal blocked, so the thread it starts inherits that mask: the
+/// signals a run answers (SIGINT, SIGTERM...) must reach the event loop's signalfd, and a
+/// thread with them unblocked would take them with their default action (exit).
+fn without_signals<T>(spawn: impl FnOnce() -> T) -> T {
+    // SAFETY: sigfillset and pthread_sigmask write only the sets given, which live on the
+    // stack for the calls; the old mask is put back before returning.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let out = spawn();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        out
     }
 }
 

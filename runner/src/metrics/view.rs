@@ -108,10 +108,12 @@ fn row<'a>(
     (labels, gauges)
 }
 
-/// `le` buckets of a histogram: each slot's count under its upper bound, then +Inf.
+/// `le` buckets of a histogram: each slot's count under its upper bound, and the last
+/// slot's under +Inf only: programs put every value past the array in the last slot (bcc's
+/// tools clamp so), so its printed upper bound may not hold.
 fn buckets(h: &Histograms, hist: &Hist) -> (Vec<(f64, u64)>, u64) {
-    let mut buckets: Vec<(f64, u64)> = hist
-        .slots
+    let (last, slots) = hist.slots.split_last().unwrap_or((&0, &[]));
+    let mut buckets: Vec<(f64, u64)> = slots
         .iter()
         .enumerate()
         .map(|(i, &count)| (h.scale.bounds(i).1 as f64, count))
@@ -125,7 +127,7 @@ fn buckets(h: &Histograms, hist: &Hist) -> (Vec<(f64, u64)>, u64) {
         same
     });
     // +Inf, written so by the encoder.
-    buckets.push((f64::MAX, 0));
+    buckets.push((f64::MAX, *last));
     let count = hist.slots.iter().sum();
     (buckets, count)
 }
