@@ -173,11 +173,13 @@ fn get(addr: &str, path: &str, accept: Option<&str>) -> (String, String) {
     let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n{accept}\r\n"
     )
     .unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"));
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     (head.to_string(), body.to_string())
 }
@@ -555,6 +557,178 @@ fn histogram_view_is_a_histogram_with_le_buckets() {
         Some(total as f64),
         "{text}"
     );
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}: {}", done.status, done.stderr);
+}
+
+/// A Prometheus server of our own on 127.0.0.1 (its own config and data dir), stopped
+/// when dropped.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl Prometheus {
+    /// Start `prometheus` scraping `target` every second; wait until it is ready.
+    fn start(bin: &Path, target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: runner\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let mut prometheus = Prometheus { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = prometheus.child.try_wait() {
+                panic!("prometheus exited ({status}):\n{}", prometheus.log());
+            }
+            if TcpStream::connect(&prometheus.addr).is_ok()
+                && get(&prometheus.addr, "/-/ready", None).0.contains(" 200 ")
+            {
+                return prometheus;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready in 30 s:\n{}",
+                prometheus.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The value of the one series `query` gives now, through the HTTP query API.
+    fn query(&self, query: &str) -> Option<f64> {
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (head, body) = get(&self.addr, &format!("/api/v1/query?query={encoded}"), None);
+        assert!(head.contains(" 200 "), "{query}: {head}\n{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["status"], "success", "{body}");
+        let result = answer["data"]["result"].as_array().unwrap();
+        assert!(result.len() <= 1, "{query}: several series: {body}");
+        result
+            .first()
+            .map(|r| r["value"][1].as_str().unwrap().parse().unwrap())
+    }
+
+    /// Query until the value is `want` (up to 30 s); the last value.
+    fn wait_for(&self, query: &str, want: f64) -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.query(query);
+            if got == Some(want) || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) has no memory preconditions; the child is ours and not reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        if common::wait_timeout(&mut self.child, Duration::from_secs(20)).success() {
+            return;
+        }
+        eprintln!("prometheus did not stop cleanly:\n{}", self.log());
+    }
+}
+
+/// Debian's `prometheus` (scripts/install-deps installs it), if there is one.
+fn prometheus_bin() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("prometheus"))
+        .find(|p| p.is_file())
+}
+
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn prometheus_scrapes_exact_counts() {
+    let Some(bin) = prometheus_bin() else {
+        // CI installs it (scripts/install-deps): there, its absence is a failure.
+        assert_ne!(
+            std::env::var("RUNNER_REQUIRE_BPF").as_deref(),
+            Ok("1"),
+            "no prometheus in PATH"
+        );
+        eprintln!("SKIPPED prometheus_scrapes_exact_counts: no prometheus in PATH (scripts/install-deps installs it)");
+        return;
+    };
+    common::require_bpf();
+    let mut killer = Killer::new(100, &[0]);
+    let pid = killer.pid().to_string();
+    let pkg = common::sigsnoop_package();
+    let (tracer, addr) = start(&[pkg.to_str().unwrap(), "--filtered_pid", &pid, "-o", "none"]);
+    let prometheus = Prometheus::start(&bin, &addr);
+    let up = r#"up{job="runner"}"#;
+    assert_eq!(
+        prometheus.wait_for(up, 1.0),
+        Some(1.0),
+        "{}",
+        prometheus.log()
+    );
+    // Scraped before the workload: the counter starts from nothing, at 0 events.
+    let events = r#"runner_events_total{package="sigsnoop",map="events"}"#;
+    assert_eq!(prometheus.wait_for(events, 0.0), Some(0.0));
+    killer.fire();
+    let signals = r#"sigsnoop_signals_total{sig="0",comm="killer"}"#;
+    assert_eq!(
+        prometheus.wait_for(signals, 100.0),
+        Some(100.0),
+        "{}",
+        prometheus.log()
+    );
+    assert_eq!(prometheus.wait_for(events, 100.0), Some(100.0));
+    // Two more scrapes: still exactly 100, and the target still up.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(prometheus.query(signals), Some(100.0));
+    assert_eq!(prometheus.query(events), Some(100.0));
+    assert_eq!(prometheus.query(up), Some(1.0));
+    assert_eq!(
+        prometheus.query(r#"runner_events_lost_total{package="sigsnoop",map="events"}"#),
+        Some(0.0)
+    );
+    drop(prometheus);
     let done = tracer.stop();
     assert!(done.status.success(), "{}: {}", done.status, done.stderr);
 }
