@@ -732,3 +732,126 @@ fn prometheus_scrapes_exact_counts() {
     let done = tracer.stop();
     assert!(done.status.success(), "{}: {}", done.status, done.stderr);
 }
+
+/// A ring buffer whose `runner:metric=` tag declares a counter, as a source would.
+const TAGGED_C: &str = r#"// SPDX-License-Identifier: GPL-2.0
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct event {
+	__u32 pid;
+	int sig;
+	char comm[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps") __attribute__((btf_decl_tag("runner:event=event")))
+	__attribute__((btf_decl_tag("runner:metric=by_comm:comm,sig:7")));
+
+SEC("tracepoint/syscalls/sys_enter_kill")
+int on_kill(void *ctx)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e)
+		return 0;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->sig = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn a_decl_tag_declares_a_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("my-tool.bpf.c");
+    std::fs::write(&source, TAGGED_C).unwrap();
+    let vmlinux = common::repo().join("programs/vmlinux.h");
+    let pkg = dir.path().join("my-tool.json");
+    let done = run_runner(&[
+        "build",
+        source.to_str().unwrap(),
+        "--vmlinux",
+        vmlinux.to_str().unwrap(),
+        "-o",
+        pkg.to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{}", done.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pkg).unwrap()).unwrap();
+    assert_eq!(
+        json["events"][0]["metrics"],
+        serde_json::json!([{"name": "by_comm", "labels": ["comm", "sig"], "max_series": 7}])
+    );
+    // The package is `my-tool`: its metric names are sanitised.
+    let info = run_runner(&["info", pkg.to_str().unwrap()]);
+    assert!(
+        info.stdout.lines().any(|l| common::cells(l)[..]
+            == [
+                "my_tool_by_comm_total",
+                "counter",
+                "comm,",
+                "sig",
+                "(at",
+                "most",
+                "7",
+                "series)"
+            ]),
+        "{}",
+        info.stdout
+    );
+    // A tag naming no member is refused with the struct's members.
+    std::fs::write(&source, TAGGED_C.replace("comm,sig:7", "comm,signal")).unwrap();
+    let done = run_runner(&[
+        "build",
+        source.to_str().unwrap(),
+        "--vmlinux",
+        vmlinux.to_str().unwrap(),
+        "-o",
+        pkg.to_str().unwrap(),
+    ]);
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("map `events`: metric `by_comm`: struct event has no member `signal` (its members: `pid`, `sig`, `comm`)"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn labels_start_every_json_line() {
+    common::require_bpf();
+    let mut killer = Killer::new(2, &[0]);
+    let pid = killer.pid().to_string();
+    let pkg = common::sigsnoop_package();
+    let tracer = Tracer::start(&[
+        pkg.to_str().unwrap(),
+        "--filtered_pid",
+        &pid,
+        "-o",
+        "json",
+        "--labels",
+        "host=node-7,package,env=a\"b",
+    ]);
+    killer.fire();
+    let done = tracer.stop();
+    assert!(done.status.success(), "{}: {}", done.status, done.stderr);
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", done.stdout);
+    for line in lines {
+        assert!(
+            line.starts_with(r#"{"@host":"node-7","@package":"sigsnoop","@env":"a\"b","time":"#),
+            "{line}"
+        );
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["pid"], killer.pid());
+        assert_eq!(event["comm"], "killer");
+    }
+}
