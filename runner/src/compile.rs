@@ -207,15 +207,28 @@ fn generated_vmlinux() -> Result<Vec<u8>, BuildError> {
     Ok(header)
 }
 
+/// The runner's own headers: (path under the include directory, contents).
+const RUNNER_HEADERS: &[(&str, &[u8])] =
+    &[("runner/ring.h", include_bytes!("../include/runner/ring.h"))];
+
 /// Write the headers `runner build` compiles with into `dir`: libbpf's BPF headers as
-/// `dir/bpf/*.h` and, when `vmlinux` is `Some`, `dir/vmlinux.h` (copied from the file it
+/// `dir/bpf/*.h`, the runner's `dir/runner/ring.h` (ring buffers that wake the runner only
+/// when it sleeps) and, when `vmlinux` is `Some`, `dir/vmlinux.h` (copied from the file it
 /// names, or generated from the running kernel's BTF when that is `None`). A program
 /// compiled by hand with `-I dir` sees exactly what `runner build` would give it.
 pub fn write_headers(dir: &Path, vmlinux: Option<Option<&Path>>) -> Result<(), BuildError> {
-    std::fs::create_dir_all(dir.join("bpf"))
-        .map_err(io(format!("creating {}", dir.join("bpf").display())))?;
-    for (name, bytes) in BPF_HEADERS {
-        let path = dir.join("bpf").join(name);
+    for sub in ["bpf", "runner"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(io(format!("creating {}", dir.join(sub).display())))?;
+    }
+    let libbpf = BPF_HEADERS
+        .iter()
+        .map(|(name, bytes)| (format!("bpf/{name}"), *bytes));
+    let runner = RUNNER_HEADERS
+        .iter()
+        .map(|(name, bytes)| (name.to_string(), *bytes));
+    for (name, bytes) in libbpf.chain(runner) {
+        let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io(format!("writing {}", path.display())))?;
     }
     match vmlinux {

@@ -89,6 +89,12 @@ pub fn render(pkg: &Package) -> String {
         if let Some(counter) = &e.lost_counter {
             let _ = writeln!(out, "    lost events counted in global `{counter}`");
         }
+        if let Some(flag) = &e.wakeup {
+            let _ = writeln!(
+                out,
+                "    wakes the runner only while it sleeps (global `{flag}`) or at a quarter full"
+            );
+        }
         let _ = writeln!(out, "    {:<10}  {:<16} TYPE", " OFF SIZE", "NAME");
         if let Kind::Struct { members: m, .. } | Kind::Union { members: m, .. } = &e.ty.kind {
             members(&mut out, m, 4);

@@ -825,3 +825,76 @@ fn a_type_that_doubles_at_every_level_is_an_error_not_an_out_of_memory() {
         done.stderr
     );
 }
+
+/// `<runner/ring.h>` comes with `runner build`; a ring tagged `RUNNER_WAKEUP` makes the
+/// package name the flag and require `wakeup_flag`, and the tag on anything but a ring
+/// buffer is refused when packing, not found out at run time.
+#[test]
+fn build_supplies_runner_ring_h_and_checks_its_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = |map_type: &str, submit: &str| {
+        format!(
+            "// SPDX-License-Identifier: GPL-2.0\n\
+             /* wake: one record per openat */\n\
+             #include \"vmlinux.h\"\n\
+             #include <bpf/bpf_helpers.h>\n\
+             #include <runner/ring.h>\n\
+             struct event {{ __u32 pid; }};\n\
+             struct {{ __uint(type, {map_type}); {size} }} events SEC(\".maps\") RUNNER_WAKEUP;\n\
+             SEC(\"tracepoint/syscalls/sys_enter_openat\")\n\
+             int on_open(void *ctx)\n\
+             {{\n\
+             \tstruct event e = {{ .pid = bpf_get_current_pid_tgid() >> 32 }};\n\
+             \t{submit}\n\
+             \treturn 0;\n\
+             }}\n\
+             char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+            size = if map_type == "BPF_MAP_TYPE_RINGBUF" {
+                "__uint(max_entries, 1 << 16);"
+            } else {
+                "__uint(key_size, 4); __uint(value_size, 4);"
+            },
+        )
+    };
+    let ring = tmp.path().join("ring.bpf.c");
+    std::fs::write(
+        &ring,
+        source(
+            "BPF_MAP_TYPE_RINGBUF",
+            "runner_ringbuf_output(&events, &e, sizeof(e));",
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("ring.json");
+    ok(&run_in(tmp.path(), &["build", s(&ring), "-o", s(&out)]));
+    let pkg = read_json(&out);
+    assert_eq!(pkg["requires"], json!(["wakeup_flag"]));
+    assert_eq!(pkg["events"][0]["wakeup"], json!("runner_reader_asleep"));
+    let info = run_runner(&["info", s(&out)]);
+    ok(&info);
+    assert!(info.stdout.contains(
+        "wakes the runner only while it sleeps (global `runner_reader_asleep`) or at a quarter full"
+    ));
+
+    let perf = tmp.path().join("perf.bpf.c");
+    std::fs::write(
+        &perf,
+        source(
+            "BPF_MAP_TYPE_PERF_EVENT_ARRAY",
+            "bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e));",
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("perf.json");
+    let done = run_in(tmp.path(), &["build", s(&perf), "-o", s(&out)]);
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(
+            "map `events` is tagged runner:wakeup=runner_reader_asleep, but only a ring buffer's \
+             submits can wake the reader this way"
+        ),
+        "{}",
+        done.stderr
+    );
+    assert!(!out.exists());
+}

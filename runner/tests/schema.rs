@@ -460,6 +460,7 @@ fn full_package(with_enums: bool) -> Package {
         ),
         ("last", record(with_enums), json!({"low": 0, "name": "x"})),
         ("lost", int("__u64", 8, false), json!(0)),
+        ("asleep", int("__u32", 4, false), json!(0)),
     ];
     if with_enums {
         globals.push(("mode", enum_type(false), json!("TOP")));
@@ -471,7 +472,7 @@ fn full_package(with_enums: bool) -> Package {
             let global = Global {
                 name: name.into(),
                 section: match name {
-                    "last" | "lost" => ".bss",
+                    "last" | "lost" | "asleep" => ".bss",
                     "ratio" => ".data.tuning",
                     _ => ".rodata",
                 }
@@ -550,6 +551,7 @@ fn full_package(with_enums: bool) -> Package {
                     max_series: 100,
                     help: "records by name".into(),
                 }],
+                wakeup: (i == 0).then(|| "asleep".into()),
             })
             .collect(),
         maps: vec![

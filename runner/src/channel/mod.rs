@@ -1,25 +1,31 @@
 //! Event channels: where records come from. A ring buffer and a perf event array are two
 //! implementations of one [`Channel`] trait (a descriptor to wait on, bounded consumption,
-//! a lost count), so the event loop waits on every channel the same way. Adding a kind of
+//! a lost count, whether its records wake a sleeping reader), so the event loop waits on
+//! every channel the same way. Adding a kind of
 //! channel is one new file, one [`crate::spec::vocab::Channel`] variant and one arm in
 //! [`open`].
 
 mod perfbuf;
 mod ringbuf;
 mod source;
+mod wakeup;
+
+use std::rc::Rc;
 
 use libbpf_rs::MapHandle;
 
 use crate::spec::package::{Channel as Kind, Event};
 
 pub(crate) use source::{Channel, LostCounter};
+pub(crate) use wakeup::WakeFlag;
 
 /// Open the channel of `event` on its map, with the program's own lost-event counter
-/// (`runner:lost`) when it has one.
+/// (`runner:lost`) and its flag for a sleeping reader (`runner/ring.h`) when it has them.
 pub(crate) fn open(
     event: &Event,
     map: MapHandle,
     counter: Option<LostCounter>,
+    wake: Option<Rc<WakeFlag>>,
 ) -> std::io::Result<Box<dyn Channel>> {
     Ok(match event.channel {
         Kind::Ringbuf => Box::new(ringbuf::Ringbuf::open(
@@ -27,6 +33,7 @@ pub(crate) fn open(
             map,
             counter,
             event.ty.size(),
+            wake,
         )?),
         Kind::PerfEventArray => Box::new(perfbuf::PerfBuf::open(&event.map, map, event.ty.size())?),
     })

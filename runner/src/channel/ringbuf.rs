@@ -5,15 +5,20 @@
 //! reader frees room, so if there is less than one record's room left then, the ring has
 //! been full since some earlier point and a record may have been refused. Those times are
 //! counted ([`Channel::times_full`]).
+//!
+//! A ring whose program submits through `runner/ring.h` has a [`WakeFlag`]: its records
+//! wake the reader while the reader says it sleeps, so it needs no drain timer when idle.
 
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::ptr::NonNull;
+use std::rc::Rc;
 
 use libbpf_rs::libbpf_sys as sys;
 use libbpf_rs::MapHandle;
 
 use super::source::{Channel, LostCounter, Slot};
+use super::wakeup::WakeFlag;
 
 pub(super) struct Ringbuf {
     name: String,
@@ -25,6 +30,8 @@ pub(super) struct Ringbuf {
     record_room: u64,
     /// Times a batch found less than `record_room` free.
     times_full: u64,
+    /// The program's flag for "the reader sleeps", when it submits through `runner/ring.h`.
+    wake: Option<Rc<WakeFlag>>,
     /// Keeps the map's descriptor open: the reader's mapping and our epoll use it.
     map: MapHandle,
 }
@@ -49,6 +56,7 @@ impl Ringbuf {
         map: MapHandle,
         counter: Option<LostCounter>,
         record_size: u64,
+        wake: Option<Rc<WakeFlag>>,
     ) -> std::io::Result<Self> {
         let slot = Slot::new();
         let opts = sys::ring_buffer_opts {
@@ -91,6 +99,7 @@ impl Ringbuf {
             // BPF_RINGBUF_HDR_SZ is 8; records are 8-byte aligned.
             record_room: (record_size.max(1) + 8).div_ceil(8) * 8,
             times_full: 0,
+            wake,
             map,
         })
     }
@@ -137,6 +146,16 @@ impl Channel for Ringbuf {
 
     fn times_full(&self) -> u64 {
         self.times_full
+    }
+
+    fn wakes_reader(&self) -> bool {
+        self.wake.is_some()
+    }
+
+    fn set_asleep(&self, asleep: bool) {
+        if let Some(wake) = &self.wake {
+            wake.set(asleep);
+        }
     }
 }
 

@@ -29,6 +29,18 @@ pub(crate) trait Channel {
     fn still_full(&self) -> bool {
         false
     }
+    /// Whether a record always wakes the reader that said it sleeps ([`set_asleep`]), so
+    /// that an idle reader may block with no timer. Otherwise records may wait unannounced
+    /// (a perf buffer's watermark, a program submitting with `BPF_RB_NO_WAKEUP`) and the
+    /// reader drains the channel on a timer.
+    ///
+    /// [`set_asleep`]: Channel::set_asleep
+    fn wakes_reader(&self) -> bool {
+        false
+    }
+    /// Tell the program that the reader is about to sleep (`true`: followed by a full
+    /// barrier; the caller then drains once more before blocking) or is awake again.
+    fn set_asleep(&self, _asleep: bool) {}
 }
 
 /// A `__u64` global the program increments for each event it could not submit.

@@ -3,6 +3,8 @@
 //! before its reader exists. A failed load is diagnosed: the verifier's log, a missing
 //! tracepoint, missing privileges or a program type this kernel lacks.
 
+use std::rc::Rc;
+
 use anyhow::Context as _;
 use libbpf_rs::{Map, MapCore as _, MapHandle, Object};
 
@@ -10,7 +12,7 @@ use super::configure::Configured;
 use super::error::RunError;
 use super::invocation::Invocation;
 use super::views::MapView;
-use crate::channel::{self, Channel, LostCounter};
+use crate::channel::{self, Channel, LostCounter, WakeFlag};
 use crate::kernel;
 use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Package};
@@ -127,18 +129,58 @@ fn open_views(
 
 fn open_channels(pkg: &Package, obj: &Object) -> anyhow::Result<Vec<Box<dyn Channel>>> {
     let mut channels = Vec::new();
+    let mut flags = Vec::new();
     for event in &pkg.events {
         let counter = match &event.lost_counter {
             Some(name) => lost_counter(pkg, obj, name)?,
             None => None,
         };
+        let wake = match &event.wakeup {
+            Some(name) => wake_flag(pkg, obj, name, &mut flags),
+            None => None,
+        };
         let map = handle(obj, &event.map)?;
-        let channel = channel::open(event, map, counter).with_context(|| {
+        let channel = channel::open(event, map, counter, wake).with_context(|| {
             format!("cannot open {} `{}`", serde_name(&event.channel), event.map)
         })?;
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// The program's flag `name` for a sleeping reader (`runner/ring.h`), mapped once for all
+/// the channels that read it. `None` when it cannot be mapped (a kernel without mmapable
+/// data sections): those channels are then drained on a timer, as a runner that does not
+/// set the flag drains them.
+fn wake_flag(
+    pkg: &Package,
+    obj: &Object,
+    name: &str,
+    mapped: &mut Vec<(String, Rc<WakeFlag>)>,
+) -> Option<Rc<WakeFlag>> {
+    if let Some((_, flag)) = mapped.iter().find(|(n, _)| n == name) {
+        return Some(Rc::clone(flag));
+    }
+    let global = pkg.globals.iter().find(|g| g.name == name)?;
+    let section_map =
+        |m: &Map| DataSection::names_map(&global.section, &m.name().to_string_lossy());
+    let map = obj.maps().find(section_map)?;
+    let flag = MapHandle::try_from(&map)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|handle| WakeFlag::map(handle, global.offset as usize));
+    match flag {
+        Ok(flag) => {
+            let flag = Rc::new(flag);
+            mapped.push((name.to_string(), Rc::clone(&flag)));
+            Some(flag)
+        }
+        Err(e) => {
+            crate::note!(
+                "runner: cannot map global `{name}` ({e}); draining its rings every 10 ms"
+            );
+            None
+        }
+    }
 }
 
 /// Where the program keeps global `name`, a lost-event counter.

@@ -1,10 +1,13 @@
-//! Phase 5 of `runner run`: the event loop. It waits on every channel at once (epoll) for
-//! at most [`POLL`], drains each channel in bounded batches, decodes each record once
-//! through its channel's writer into one buffer and writes that buffer as stdout takes it.
-//! Programs may submit without waking the reader (`BPF_RB_NO_WAKEUP`); the timer drains
-//! them, so an event waits at most [`POLL`] before it is printed. Map views print at
-//! `--interval` and at exit; losses are reported at most once a [`LOST_CHECK`] and in the
-//! summary.
+//! Phase 5 of `runner run`: the event loop. It waits on every channel at once (epoll),
+//! drains each channel in bounded batches, decodes each record once through its channel's
+//! writer into one buffer and writes that buffer as stdout takes it. Programs may submit
+//! without waking the reader (`BPF_RB_NO_WAKEUP`, a perf buffer's watermark); a timer
+//! drains them, so an event waits at most [`POLL`] before it is printed. The timer runs
+//! only while it is needed: after a drain that found records, or always for a channel
+//! whose records may wait unannounced. When every channel wakes a sleeping reader
+//! (`runner/ring.h`) and the last drain found nothing, the loop tells the programs it
+//! sleeps and blocks with no timer: idle, it never wakes. Map views print at `--interval`
+//! and at exit; losses are reported at most once a [`LOST_CHECK`] and in the summary.
 //!
 //! What bounds it: signals come through a signalfd in the same epoll set, and stdout is
 //! written without blocking (`run::stdout`), so a stalled reader never hides a signal or a
@@ -27,11 +30,12 @@ use super::load::Loaded;
 use super::poll::Poller;
 use super::signals::{Request, Signals};
 use super::stdout::Stdout;
+use super::views::MapView;
 use crate::metrics::{EventTap, Exporter};
 use crate::output::EventWriter;
 use crate::spec::plan::Plan;
 
-/// The longest an event waits in a buffer before it is printed.
+/// The longest an event waits in a buffer before it is printed, while the timer runs.
 const POLL: Duration = Duration::from_millis(10);
 /// Records consumed between two writes at most.
 const BATCH: usize = 4096;
@@ -43,12 +47,19 @@ const HIGH_WATER: usize = 1 << 20;
 const LOST_CHECK: Duration = Duration::from_secs(1);
 /// After a stop, how long the runner may take to detach, drain and write what is left.
 const WIND_DOWN: Duration = Duration::from_millis(500);
-/// How often map views refresh their metrics.
+/// How often map views refresh their metrics (a sleeping loop wakes for it).
 const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// epoll tokens besides the channels' (their index).
 const SIGNALS: u64 = u64::MAX;
 const STDOUT: u64 = u64::MAX - 1;
+
+/// Tell every channel's program whether the reader sleeps.
+fn set_asleep(loaded: &Loaded, asleep: bool) {
+    for channel in loaded.channels() {
+        channel.set_asleep(asleep);
+    }
+}
 
 /// What a run saw, for the summary line.
 #[derive(Debug, Default)]
@@ -200,7 +211,12 @@ impl Stream {
             poller,
             signals,
             stop: false,
-            next_metrics: metrics.map(|_| Instant::now()),
+            // Only views need a timer: the channels' counts go out with each batch.
+            next_metrics: loaded
+                .views_mut()
+                .iter()
+                .any(MapView::exported)
+                .then(Instant::now),
         })
     }
 
@@ -212,20 +228,39 @@ impl Stream {
         let interval = run.interval;
         let mut next_dump = interval.and_then(|i| Instant::now().checked_add(i));
         let mut last_check = Instant::now();
+        // Whether the last drain found records (then the next one is at most POLL away),
+        // and whether records came since losses were last checked.
+        let (mut busy, mut unchecked) = (true, false);
         loop {
             self.take_signals(loaded);
             let now = Instant::now();
             if self.stop || self.stdout.gone() || deadline.is_some_and(|d| now >= d) {
                 return Ok(());
             }
-            let timeout = [deadline, next_dump]
+            // Idle: nothing found, nothing to write, and every channel's records wake a
+            // sleeping reader. Then no timer, only the deadlines (and one loss check).
+            let idle = !busy
+                && self.stdout.waiting() == 0
+                && loaded.channels().iter().all(|c| c.wakes_reader());
+            let lost_due = unchecked.then(|| last_check + LOST_CHECK);
+            let timeout = [deadline, next_dump, lost_due, self.next_metrics]
                 .into_iter()
                 .flatten()
                 .map(|at| at.saturating_duration_since(now))
-                .fold(POLL, Duration::min);
+                .fold(if idle { Duration::MAX } else { POLL }, Duration::min);
+            if idle && self.fall_asleep(loaded)? {
+                (busy, unchecked) = (true, true);
+                continue;
+            }
             self.wait(timeout)?;
+            if idle {
+                set_asleep(loaded, false);
+            }
             self.stdout.write_ready()?;
+            let before = self.handled();
             self.drain(loaded)?;
+            busy = self.handled() != before;
+            unchecked |= busy;
             if let (Some(at), Some(every)) = (next_dump, interval) {
                 if Instant::now() >= at {
                     let clear = loaded.invocation().clear;
@@ -236,6 +271,7 @@ impl Stream {
             if last_check.elapsed() >= LOST_CHECK {
                 self.check_lost(loaded);
                 last_check = Instant::now();
+                unchecked = false;
             }
             self.refresh_metrics(loaded);
         }
@@ -257,6 +293,26 @@ impl Stream {
         } else {
             next
         });
+    }
+
+    /// Before blocking with no timer: tell the programs the reader sleeps, then drain once
+    /// more, since a record published before they could see that woke nobody (see
+    /// `channel::wakeup`). Returns whether that drain found records; then the programs are
+    /// told the reader is awake again.
+    fn fall_asleep(&mut self, loaded: &mut Loaded) -> std::io::Result<bool> {
+        set_asleep(loaded, true);
+        let before = self.handled();
+        self.drain(loaded)?;
+        let found = self.handled() != before;
+        if found {
+            set_asleep(loaded, false);
+        }
+        Ok(found)
+    }
+
+    /// Records read so far, shown or not.
+    fn handled(&self) -> u64 {
+        self.readers.iter().map(|r| r.events + r.short).sum()
     }
 
     /// Wait up to `timeout` for records, a signal, room on stdout (when output waits) or

@@ -110,6 +110,11 @@ impl MapView {
         Ok(())
     }
 
+    /// Whether it feeds metrics.
+    pub fn exported(&self) -> bool {
+        self.metrics.is_some()
+    }
+
     /// Hand the map's current contents to its metrics.
     pub fn refresh_metrics(&mut self) {
         if self.metrics.is_some() {

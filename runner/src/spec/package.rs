@@ -33,6 +33,7 @@ pub const FEATURES: &[&str] = &[
     Feature::ImpliedValues.name(),
     Feature::MapSizes.name(),
     Feature::AttachTargets.name(),
+    Feature::WakeupFlag.name(),
 ];
 
 /// A feature a package may require (see [`FEATURES`]).
@@ -52,6 +53,9 @@ pub enum Feature {
     MapSizes,
     /// A uprobe's `targets` are tried in order when `--attach` gives none.
     AttachTargets,
+    /// An event channel's `wakeup` global is set by the runner while it sleeps (a runner
+    /// that does not know the `runner:wakeup` annotation cannot read the object).
+    WakeupFlag,
 }
 
 impl Feature {
@@ -64,6 +68,7 @@ impl Feature {
             Feature::ImpliedValues => "implied_values",
             Feature::MapSizes => "map_sizes",
             Feature::AttachTargets => "attach_targets",
+            Feature::WakeupFlag => "wakeup_flag",
         }
     }
 }
@@ -161,6 +166,11 @@ pub struct Event {
     /// A global that the program increments when it cannot submit an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_counter: Option<String>,
+    /// A 4-byte global the runner sets while it sleeps: the program's records wake it
+    /// only then, or when a quarter of the ring waits (`runner/ring.h`). Without one, the
+    /// runner also drains the channel on a timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wakeup: Option<String>,
     /// Counters of these events that `runner run --metrics` serves (`runner:metric=` tags
     /// and the sidecar's `metrics`). Presentation: a runner without metrics runs the
     /// package the same, so no feature is required.

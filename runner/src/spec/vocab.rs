@@ -251,6 +251,9 @@ pub enum Annotation {
     View(View),
     /// On a map: the unit of its histogram's values (`usecs`), for the header.
     Unit(String),
+    /// On a ring buffer: its records wake the reader when this global is set (the reader
+    /// sleeps) or the ring is a quarter full, and otherwise never (`runner/ring.h`).
+    Wakeup(String),
     /// On an event channel: a counter of its events for `--metrics`, labelled by members
     /// of the event struct.
     Metric(MetricTag),
@@ -311,6 +314,7 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
         Target::Map,
         "<name>[:<member>,...[:<max series>]]",
     ),
+    ("wakeup", Target::Map, "<global>"),
 ];
 
 /// The valid annotations, as a list for an error message.
@@ -407,6 +411,7 @@ impl Annotation {
                     })
                 }
             },
+            "wakeup" => Annotation::Wakeup(value),
             _ => match View::from_name(&value) {
                 Some(view) => Annotation::View(view),
                 None => {

@@ -13,6 +13,8 @@ pub(super) struct Annotations {
     by_id: BTreeMap<u32, Vec<Annotation>>,
     /// (global, map) of every `runner:lost=<map>`.
     lost: Vec<(String, String)>,
+    /// (map, global) of every `runner:wakeup=<global>`.
+    wakeup: Vec<(String, String)>,
 }
 
 impl Annotations {
@@ -61,9 +63,13 @@ impl Annotations {
         let mut this = Annotations {
             by_id,
             lost: Vec::new(),
+            wakeup: Vec::new(),
         };
         this.lost = (this.by_id.keys())
             .filter_map(|id| Some((names.get(id)?.clone(), this.lost(*id)?.to_string())))
+            .collect();
+        this.wakeup = (this.by_id.keys())
+            .filter_map(|id| Some((names.get(id)?.clone(), this.wakeup(*id)?.to_string())))
             .collect();
         Ok(this)
     }
@@ -99,6 +105,23 @@ impl Annotations {
     /// Every `runner:lost` tag: (global, map).
     pub fn lost_counters(&self) -> &[(String, String)] {
         &self.lost
+    }
+
+    /// `runner:wakeup=<global>` on a map.
+    pub fn wakeup(&self, id: u32) -> Option<&str> {
+        self.on(id).iter().find_map(|a| match a {
+            Annotation::Wakeup(g) => Some(g.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The first map whose records wake the reader when global `name` is set
+    /// (`runner:wakeup=<global>`).
+    pub fn wakes_by(&self, global: &str) -> Option<&str> {
+        self.wakeup
+            .iter()
+            .find(|(_, g)| g == global)
+            .map(|(m, _)| m.as_str())
     }
 
     /// `runner:view=<view>` on a map.

@@ -42,6 +42,10 @@ impl Description {
                 Feature::AttachTargets,
                 self.programs.iter().any(|p| !p.targets.is_empty()),
             ),
+            (
+                Feature::WakeupFlag,
+                self.events.iter().any(|e| e.wakeup.is_some()),
+            ),
         ];
         uses.iter()
             .filter(|(_, used)| *used)

@@ -54,6 +54,12 @@ pub enum PackError {
         name: String,
         what: String,
     },
+    #[error("map `{map}` is tagged runner:wakeup={global}, but {why} (include <runner/ring.h> and tag the map with RUNNER_WAKEUP)")]
+    BadWakeup {
+        map: String,
+        global: String,
+        why: String,
+    },
     #[error(transparent)]
     BadView(#[from] crate::spec::mapview::ViewError),
     /// A declaration (of a sidecar, or stored in a package) that does not fit the object;

@@ -5,9 +5,10 @@ use super::annotations::Annotations;
 use super::error::PackError;
 use super::metrics;
 use crate::spec::btf::ObjectBtf;
-use crate::spec::package::{Event, Flag, Global, Map};
+use crate::spec::package::{Event, Flag, Global, Map, MapType};
 use crate::spec::plan::Plan;
-use crate::spec::vocab::KEEP_SECTION;
+use crate::spec::types::Kind;
+use crate::spec::vocab::{DataSection, KEEP_SECTION};
 
 /// Pick the struct each event channel carries: `--event map=struct`, else the map's tag
 /// `runner:event=<struct>`, else (one channel only) `struct event`, else the one struct
@@ -54,6 +55,10 @@ pub(super) fn events(
             .iter()
             .find(|g| matches!(&g.flag, Flag::None(_)) && tags.lost_by(&g.name) == Some(&map.name))
             .map(|g| g.name.clone());
+        let wakeup = match tags.wakeup(*var_id) {
+            Some(global) => Some(wakeup_flag(map, global, globals)?),
+            None => None,
+        };
         let mut event = Event {
             map: map.name.clone(),
             channel: map.kind.channel().expect("filtered on channel maps"),
@@ -61,6 +66,7 @@ pub(super) fn events(
             ty,
             lost_counter,
             metrics: Vec::new(),
+            wakeup,
         };
         event.metrics = metrics::from_tags(&event, tags.metrics(*var_id))?;
         out.push(event);
@@ -110,6 +116,37 @@ fn check_metric_tags(tags: &Annotations, maps: &[(u32, Map)]) -> Result<(), Pack
         }
     }
     Ok(())
+}
+
+/// The global a ring's `runner:wakeup=<global>` names: a 4-byte integer the runner can
+/// write while the program runs (in `.bss` or `.data`).
+fn wakeup_flag(map: &Map, global: &str, globals: &[Global]) -> Result<String, PackError> {
+    let bad = |why: &str| PackError::BadWakeup {
+        map: map.name.clone(),
+        global: global.to_string(),
+        why: why.to_string(),
+    };
+    if map.kind != MapType::Ringbuf {
+        return Err(bad(
+            "only a ring buffer's submits can wake the reader this way",
+        ));
+    }
+    let Some(g) = globals.iter().find(|g| g.name == global) else {
+        return Err(bad("the object has no such global"));
+    };
+    let writable = matches!(
+        DataSection::of(&g.section),
+        Some(DataSection::Bss | DataSection::Data)
+    );
+    if !writable {
+        return Err(bad(
+            "it is not in .bss or .data, where the runner can set it",
+        ));
+    }
+    if !matches!(g.ty.kind, Kind::Int { size: 4, .. }) {
+        return Err(bad("it is not a 4-byte integer"));
+    }
+    Ok(global.to_string())
 }
 
 /// Every `runner:lost=<map>` names an event channel.

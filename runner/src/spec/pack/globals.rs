@@ -72,17 +72,20 @@ fn global(
     if lost_map.is_some() && ty.kind != u64_kind {
         return Err(PackError::BadLostCounter(var.name));
     }
-    let flag = match lost_map {
-        Some(map) => Flag::None(format!(
+    let flag = match (lost_map, tags.wakes_by(&var.name)) {
+        (Some(map), _) => Flag::None(format!(
             "counts events lost on map `{map}`; the runner reports it"
         )),
-        None if var.is_static => Flag::None("static variables are private to the program".into()),
-        None if DataSection::of(section) == Some(DataSection::Rodata)
+        (None, Some(map)) => Flag::None(format!(
+            "set by the runner while it sleeps, so that records on map `{map}` wake it"
+        )),
+        _ if var.is_static => Flag::None("static variables are private to the program".into()),
+        _ if DataSection::of(section) == Some(DataSection::Rodata)
             && !btf.is_volatile(var.type_id)? =>
         {
             Flag::None(FOLDED.into())
         }
-        None => flags::flag_for(&var.name, &ty),
+        _ => flags::flag_for(&var.name, &ty),
     };
     let help = source
         .and_then(|s| source::global_comment(s, &var.name))
