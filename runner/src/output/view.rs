@@ -73,6 +73,15 @@ fn void() -> Type {
 impl ViewWriter {
     /// A writer of `map` as `view`, which must fit the map's types.
     pub fn new(format: Format, map: &Map, view: View) -> Result<ViewWriter, ViewWriterError> {
+        Self::through(format.output(), map, view)
+    }
+
+    /// A writer of `map` as `view` into `output`: a format, or the metrics of a view.
+    pub(crate) fn through(
+        output: Box<dyn Output>,
+        map: &Map,
+        view: View,
+    ) -> Result<ViewWriter, ViewWriterError> {
         mapview::fits(map, view)?;
         let plan = |ty: &Option<Type>| {
             Plan::compile(ty.as_ref().unwrap_or(&void())).map_err(|source| ViewWriterError::Plan {
@@ -125,9 +134,15 @@ impl ViewWriter {
             value,
             labels,
             count,
-            output: format.output(),
+            output,
             clock: Clock::new(),
         })
+    }
+
+    /// Start every JSON line with these keys (`--labels`): (key without its `@`, value).
+    pub fn with_keys(mut self, keys: &[(String, String)]) -> Self {
+        self.output = Box::new(super::labels::Labelled::new(self.output, keys));
+        self
     }
 
     /// Show every view at this instant (seconds and nanoseconds since the epoch), in UTC:

@@ -33,6 +33,8 @@ pub const RUNNER_OPTIONS: &[&str] = &[
     "attach",
     "no-program",
     "map-size",
+    "metrics",
+    "labels",
     "help",
     "version",
 ];

@@ -8,9 +8,9 @@
 //! A sidecar is written by a person, so unlike a package it is strict: an unknown key is
 //! an error naming where it is (`programs.optinal`), so a typo cannot silently do nothing.
 //! Stored in a package, the same declarations follow the package's rule instead: keys
-//! this runner does not know are ignored. New kinds of declarations (say, `formats` or
-//! `metrics`) are new top-level keys; one a runner must understand adds a feature to the
-//! package's `requires`.
+//! this runner does not know are ignored. New kinds of declarations (like `metrics`) are
+//! new top-level keys; one a runner must understand adds a feature to the package's
+//! `requires` (`metrics` need none: a runner without them runs the package the same).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,27 @@ pub struct Sidecar {
     pub programs: ProgramsDecl,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maps: BTreeMap<String, MapDecl>,
+    /// Counters of events that `runner run --metrics` serves, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, MetricDecl>,
+}
+
+/// A counter of a channel's events, labelled by members of the event struct.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricDecl {
+    /// The event channel whose events it counts (may be left out when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
+    /// Top-level members of the event struct whose values label the series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The most series kept (default 1000); events of any further label set are counted
+    /// as dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_series: Option<u32>,
+    /// The help line of the metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -270,6 +291,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "globals",
             "programs",
             "maps",
+            "metrics",
         ],
     ),
     ("flags.", &["help"]),
@@ -279,6 +301,7 @@ const KEYS: &[(&str, &[&str])] = &[
         &["groups", "optional", "if", "unless", "attach"],
     ),
     ("maps.", &["max_entries", "view", "unit"]),
+    ("metrics.", &["map", "labels", "max_series", "help"]),
 ];
 
 /// `a`, `b`, `c`: the keys of the object at `parent` (a path like `globals.targ_uid`).
@@ -421,7 +444,9 @@ mod tests {
                            "unless": {"e": "kill_only"}, "attach": {"f": ["/bin/bash:readline"]}},
               "maps": {"start": {"max_entries": "pid_max"},
                        "hists": {"max_entries": {"if": "per_pid", "then": "pid_max", "else": 1},
-                                 "view": "log2_hist", "unit": "usecs"}}
+                                 "view": "log2_hist", "unit": "usecs"}},
+              "metrics": {"signals": {"map": "events", "labels": ["sig", "comm"],
+                                      "max_series": 50, "help": "signals by number"}}
             }"#,
         )
         .unwrap();
@@ -448,6 +473,7 @@ mod tests {
             ("globals.targ_uid", names(&full["globals"]["targ_uid"])),
             ("programs", names(&full["programs"])),
             ("maps.hists", names(&full["maps"]["hists"])),
+            ("metrics.signals", names(&full["metrics"]["signals"])),
         ] {
             let listed: Vec<String> = value.iter().map(|k| format!("`{k}`")).collect();
             assert_eq!(keys_of(parent), listed.join(", "), "{parent}");
@@ -473,7 +499,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"formats": {}}"#).unwrap_err(),
-            "sidecar `x.runner.json`: formats: unknown key `formats`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`"
+            "sidecar `x.runner.json`: formats: unknown key `formats`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `metrics`"
         );
         assert_eq!(
             parse(r#"{"globals": {"g": {"defualt": 1}}}"#).unwrap_err(),
@@ -484,6 +510,9 @@ mod tests {
             .ends_with(
                 "maps.m.size: unknown key `size`; expected one of `max_entries`, `view`, `unit`"
             ));
+        assert!(parse(r#"{"metrics": {"m": {"label": ["a"]}}}"#)
+            .unwrap_err()
+            .ends_with("metrics.m.label: unknown key `label`; expected one of `map`, `labels`, `max_series`, `help`"));
         assert!(parse(r#"{"flags": {"k": {"hlep": ""}}}"#)
             .unwrap_err()
             .ends_with("flags.k.hlep: unknown key `hlep`; expected one of `help`"));
