@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::metrics;
 use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Choice, Entries, Flag, Package};
 use crate::spec::types::{Kind, Member, Shown, Type};
@@ -119,6 +120,7 @@ pub fn render(pkg: &Package) -> String {
     }
 
     maps(pkg, &mut out);
+    served_metrics(pkg, &mut out);
 
     let _ = writeln!(out, "\nPrograms:");
     for p in &pkg.programs {
@@ -215,6 +217,49 @@ fn groups(out: &mut String, pkg: &Package) {
             "the same event"
         };
         let _ = writeln!(out, "  {}  ({why})", g.programs.join(" | "));
+    }
+}
+
+/// What `runner run --metrics` serves, with the views shown by default.
+fn served_metrics(pkg: &Package, out: &mut String) {
+    let views = mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &[]);
+    let catalog = metrics::catalog(pkg, &views);
+    let _ = writeln!(
+        out,
+        "\nMetrics (runner run --metrics ADDR serves them at http://ADDR/metrics):"
+    );
+    let width = catalog
+        .all()
+        .map(|f| f.served().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "  {:<width$}  {:<9}  LABELS", "NAME", "TYPE");
+    let caps: Vec<(usize, u32)> = (catalog.counters.iter())
+        .zip(pkg.events.iter().flat_map(|e| &e.metrics))
+        .filter_map(|(at, m)| Some(((*at)?, m.max_series)))
+        .collect();
+    for (i, family) in catalog.all().enumerate() {
+        let mut labels = if family.labels.is_empty() {
+            "-".to_string()
+        } else {
+            family.labels.join(", ")
+        };
+        if family.kind == metrics::Kind::Histogram {
+            labels.push_str(" (and le: _bucket, _count, _sum)");
+        }
+        if let Some((_, max)) = caps.iter().find(|(at, _)| *at == i) {
+            labels.push_str(&format!(" (at most {max} series)"));
+        }
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<9}  {labels}",
+            family.served(),
+            family.kind.name()
+        );
+    }
+    for note in &catalog.notes {
+        let _ = writeln!(out, "  ({note})");
     }
 }
 

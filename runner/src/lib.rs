@@ -39,6 +39,7 @@ pub mod compile;
 pub mod fuzz;
 mod info;
 mod kernel;
+mod metrics;
 mod oci;
 pub mod output;
 mod policy;

@@ -177,10 +177,15 @@ fn case(name: &str, map: Map, view: View, entries: Vec<(Bytes, Bytes)>) {
                 }
             }
             Format::Csv => check_csv(name, &out),
-            Format::Table => {}
+            Format::Table | Format::None => {}
         }
         text.push_str(&format!("## {title}\n{out}"));
     }
+    assert_eq!(
+        render(Format::None, &map, view, &entries),
+        "",
+        "{name}: -o none printed"
+    );
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/views")
         .join(format!("{name}.txt"));

@@ -19,8 +19,8 @@ use std::path::Path;
 use jsonschema::Validator;
 use runner::spec::flags::flag_for;
 use runner::spec::package::{
-    Attach, AttachKind, Channel, Choice, Condition, Embedded, Entries, Event, Global, Group,
-    Implied, Map, Package, Program, Switch, View, FORMAT_VERSION,
+    Attach, AttachKind, Channel, Choice, Condition, Embedded, Entries, Event, EventMetric, Global,
+    Group, Implied, Map, Package, Program, Switch, View, FORMAT_VERSION,
 };
 use runner::spec::types::{self, Bitfield, EnumValue, Kind, Member, Selector, Shown, Type};
 use runner::spec::vocab::ValueFormat;
@@ -560,6 +560,12 @@ fn full_package(with_enums: bool) -> Package {
                 struct_name: "record".into(),
                 ty: record(with_enums),
                 lost_counter: (i == 0).then(|| "lost".into()),
+                metrics: vec![EventMetric {
+                    name: format!("records{i}"),
+                    labels: vec!["name".into(), "on".into()],
+                    max_series: 100,
+                    help: "records by name".into(),
+                }],
                 wakeup: (i == 0).then(|| "asleep".into()),
             })
             .collect(),

@@ -133,6 +133,9 @@ fn full() -> Value {
                 "sig": {"names": "signal"},
                 "arg": {"union": "op", "cases": {"MOUNT": "mount", "7": "fsopen"}}
             }
+        },
+        "metrics": {
+            "signals": {"map": "events", "labels": ["sig", "comm"], "max_series": 100, "help": "signals"}
         }
     })
 }
@@ -200,6 +203,7 @@ fn schema_fields_are_the_fields_the_runner_reads() {
         &mut written,
         &[
             "events", "flags", "globals", "maps", "if", "unless", "attach", "implies", "cases",
+            "metrics",
         ],
     );
     let mut described = BTreeSet::new();
@@ -232,13 +236,23 @@ fn schema_fields_are_the_fields_the_runner_reads() {
 /// error names where.
 #[test]
 fn broken_sidecars_are_rejected_by_both_at_the_right_place() {
-    let cases: [(&str, Value, &str); 11] = [
+    let cases: [(&str, Value, &str); 13] = [
+        (
+            "/metrics/signals/label",
+            json!(["sig"]),
+            "metrics.signals.label: unknown key `label`",
+        ),
+        (
+            "/metrics/signals/max_series",
+            json!(-1),
+            "metrics.signals.max_series: invalid value: integer `-1`, expected u32",
+        ),
         (
             "/programs/optinal",
             json!(["c"]),
             "programs.optinal: unknown key `optinal`",
         ),
-        ("/metrics", json!({}), "metrics: unknown key `metrics`"),
+        ("/alerts", json!({}), "alerts: unknown key `alerts`"),
         (
             "/formats/event/ret",
             json!("erno"),
@@ -331,7 +345,10 @@ fn build_with(sidecar: &Value) -> (Finished, tempfile::TempDir) {
 #[test]
 fn names_are_checked_against_the_object() {
     let good = read_json(&fixture_dir().join("declared.runner.json"));
-    let cases: [(&str, Value, &str); 10] = [
+    let cases: [(&str, Value, &str); 13] = [
+        ("/metrics", json!({"seen": {"labels": ["by", "bye"]}}), "metrics.seen: struct event has no member `bye` (its members: `value`, `by`, `ret`, `comm`)"),
+        ("/metrics", json!({"seen": {"map": "values"}}), "metrics.seen.map: no event channel `values` (channels: `events`)"),
+        ("/metrics", json!({"seen": {"max_series": 0}}), "metrics.seen: max_series is from 1 to 100000, not 0"),
         ("/programs/optional", json!(["never_tp", "nevr_kprobe"]), "programs.optional[1]: no program `nevr_kprobe` (programs: `sleep_fentry`, `never_kprobe`, `on_raw`, `sleep_tp`, `rejected`, `never_tp`, `on_prctl`, `lost_uprobe`)"),
         ("/globals/min_valu", json!({"default": 1}), "globals.min_valu: no global `min_valu` (globals: `target_tgid`, `min_value`, `targ_comm`, `filter_comm`)"),
         ("/globals/min_value", json!({"default": -1}), "globals.min_value.default: -1 is out of range for u64 (0..=18446744073709551615)"),

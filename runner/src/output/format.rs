@@ -3,6 +3,7 @@
 use super::csv::Csv;
 use super::json::JsonLines;
 use super::model::Output;
+use super::none::Silent;
 use super::table::Table;
 
 /// Output formats of `runner run`.
@@ -11,6 +12,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    // Nothing: for a run that only serves `--metrics`.
+    None,
 }
 
 impl Format {
@@ -19,6 +22,7 @@ impl Format {
             Format::Table => Box::new(Table),
             Format::Json => Box::new(JsonLines),
             Format::Csv => Box::new(Csv::default()),
+            Format::None => Box::new(Silent),
         }
     }
 }

@@ -11,19 +11,21 @@ mod csv;
 mod format;
 mod hist;
 mod json;
+mod labels;
 mod model;
+mod none;
 mod shown;
 mod table;
 mod text;
 mod view;
 
-pub(crate) use clock::Clock;
+pub(crate) use clock::{Clock, Stamp};
 pub use format::Format;
-pub(crate) use model::Output;
+pub(crate) use model::{Events, Hist, Histograms, MapTable, Output};
+pub(crate) use text::cell_now;
 pub use view::{ViewWriter, ViewWriterError};
 
 use crate::spec::plan::Plan;
-use model::Events;
 
 /// The events of one channel, printed in one format: what the event loop drives, and what
 /// the golden tests render through.
@@ -47,6 +49,12 @@ impl EventWriter {
     /// channels carry different structs.
     pub fn with_label(mut self, label: &str) -> Self {
         self.events.label = Some(crate::stdio::escape_controls(label, false).into_owned());
+        self
+    }
+
+    /// Start every JSON line with these keys (`--labels`): (key without its `@`, value).
+    pub fn with_keys(mut self, keys: &[(String, String)]) -> Self {
+        self.output = Box::new(labels::Labelled::new(self.output, keys));
         self
     }
 

@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 
-use super::clock::Ktime;
+use super::clock::{Clock, Ktime};
 use super::shown::{self, Target};
 use crate::spec::plan::{Node, Plan, Raw, Sink};
 use crate::spec::vocab::ValueFormat;
@@ -284,6 +284,13 @@ pub(crate) fn natural_width(node: &Node) -> usize {
             ValueFormat::Hex | ValueFormat::Octal | ValueFormat::Signed => natural_width(node),
         },
     }
+}
+
+/// [`cell`] with kernel times read against the clock now: for text read outside an
+/// output (a metric's label).
+pub(crate) fn cell_now<F: FnOnce(&mut TextSink)>(f: F) -> String {
+    let ktime = Clock::new().now().ktime;
+    cell(&ktime, f)
 }
 
 /// A value rendered as plain text, for a cell whose width is known only once every row is.

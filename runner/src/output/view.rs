@@ -83,6 +83,16 @@ impl ViewWriter {
         view: View,
         shows: Shows,
     ) -> Result<ViewWriter, ViewWriterError> {
+        Self::through(format.output(), map, view, shows)
+    }
+
+    /// A writer of `map` as `view` into `output`: a format, or the metrics of a view.
+    pub(crate) fn through(
+        output: Box<dyn Output>,
+        map: &Map,
+        view: View,
+        shows: Shows,
+    ) -> Result<ViewWriter, ViewWriterError> {
         mapview::fits(map, view)?;
         let plan = |ty: &Option<Type>| {
             Plan::compile_showing(ty.as_ref().unwrap_or(&void()), shows).map_err(|source| {
@@ -137,9 +147,15 @@ impl ViewWriter {
             value,
             labels,
             count,
-            output: format.output(),
+            output,
             clock: Clock::new(),
         })
+    }
+
+    /// Start every JSON line with these keys (`--labels`): (key without its `@`, value).
+    pub fn with_keys(mut self, keys: &[(String, String)]) -> Self {
+        self.output = Box::new(super::labels::Labelled::new(self.output, keys));
+        self
     }
 
     /// Show every view at this instant (seconds and nanoseconds since the epoch), in UTC:

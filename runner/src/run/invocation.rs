@@ -3,11 +3,13 @@
 //! the format, the values written into the object, and which programs load.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
 
 use super::choices::{self, Choices};
+use super::fleet::{self, Label};
 use crate::args;
 use crate::output::Format;
 use crate::spec::flags;
@@ -39,6 +41,10 @@ pub(crate) struct Invocation {
     pub enabled: Vec<bool>,
     /// Switches, programs left out, map sizes.
     pub choices: Choices,
+    /// `--metrics ADDR`: serve Prometheus metrics there.
+    pub metrics: Option<SocketAddr>,
+    /// `--labels`: the keys every JSON line starts with (without their `@`), and values.
+    pub labels: Vec<(String, String)>,
 }
 
 impl Invocation {
@@ -84,12 +90,22 @@ impl Invocation {
             values,
             enabled: Vec::new(),
             choices,
+            metrics: matches.get_one::<SocketAddr>("metrics").copied(),
+            labels: matches
+                .get_one::<Vec<Label>>("labels")
+                .map(|l| fleet::resolve(l, &pkg.name))
+                .unwrap_or_default(),
         };
         invocation.enabled = enabled(pkg, &invocation.values, &invocation.choices);
         invocation
             .check_attach(pkg)
             .and_then(|()| invocation.check_views(pkg))
             .map_err(usage)?;
+        if !invocation.labels.is_empty() && invocation.format != Format::Json {
+            return Err(usage(
+                "--labels adds keys to JSON lines: use it with -o json".into(),
+            ));
+        }
         Ok(invocation)
     }
 
@@ -234,7 +250,7 @@ pub(crate) fn command(package: &Verified) -> Command {
                 .value_name("FORMAT")
                 .value_parser(clap::value_parser!(Format))
                 .default_value("table")
-                .help("How events are printed"),
+                .help("How events are printed (none: not at all, for a run that only serves --metrics)"),
         ))
         .arg(runner_option(
             Arg::new("duration")
@@ -279,6 +295,20 @@ pub(crate) fn command(package: &Verified) -> Command {
                 .action(ArgAction::Append)
                 .value_parser(|t: &str| args::pair(t, "PROG=TARGET, e.g. my_probe=/bin/bash:readline"))
                 .help("Where a program attaches, when given at run time: uprobe BINARY:FUNCTION; perf_event sampling frequency in Hz [default: 99]"),
+        ))
+        .arg(runner_option(
+            Arg::new("metrics")
+                .long("metrics")
+                .value_name("ADDR")
+                .value_parser(fleet::listen_addr)
+                .help("Serve Prometheus metrics (OpenMetrics) at http://ADDR/metrics, like 127.0.0.1:9464: events and losses per channel, the package's counters, its map views"),
+        ))
+        .arg(runner_option(
+            Arg::new("labels")
+                .long("labels")
+                .value_name("LIST")
+                .value_parser(fleet::labels)
+                .help("Start every JSON line with these keys, for log shippers: host (the host name), package (its name), KEY=VALUE; keys are written @host, @package, @KEY"),
         ))
         .arg(runner_option(
             Arg::new("verbose")

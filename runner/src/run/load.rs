@@ -101,7 +101,7 @@ fn open_views(
     for &(index, view) in &chosen {
         let map = &pkg.maps[index];
         let handle = handle(obj, &map.name)?;
-        views.push(MapView::new(map, view, run.format, run.shows, handle)?);
+        views.push(MapView::new(map, view, run, handle)?);
     }
     let declared = pkg.maps.iter().any(|m| m.view.is_some());
     let mut note = None;

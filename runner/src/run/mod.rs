@@ -23,6 +23,7 @@ mod choices;
 mod choose;
 mod configure;
 mod error;
+mod fleet;
 mod invocation;
 mod load;
 mod poll;
@@ -34,6 +35,7 @@ mod views;
 use std::ffi::{OsStr, OsString};
 
 use crate::kernel;
+use crate::metrics::Exporter;
 use crate::oci::{self, PullOptions};
 use crate::probe::{self, Hooks};
 use crate::spec::verify::Verified;
@@ -57,10 +59,27 @@ pub fn main(package: &OsStr, args: &[OsString], pull: &PullOptions) -> anyhow::R
     let run = invocation::Invocation::parse(&package, args)?;
     kernel::capture_libbpf_log(run.verbose);
     kernel::check_privileges()?;
+    let exporter = serve_metrics(&package, &run)?;
     let attached = start(package, run, &probe::Kernel)?;
-    let stats = stream::stream(attached)?;
+    let stats = stream::stream(attached, exporter.as_ref())?;
     crate::note!("runner: {}", stats.summary());
     Ok(())
+}
+
+/// With `--metrics ADDR`: listen there now, serving what the package and its views have.
+fn serve_metrics(package: &Verified, run: &Invocation) -> anyhow::Result<Option<Exporter>> {
+    let Some(addr) = run.metrics else {
+        return Ok(None);
+    };
+    let pkg = package.package();
+    let views = crate::spec::mapview::chosen(&pkg.maps, !pkg.events.is_empty(), &run.views);
+    let exporter = Exporter::start(addr, pkg, &views)?;
+    for note in exporter.notes() {
+        crate::note!("runner: metrics: {note}");
+    }
+    let at = exporter.addr().unwrap_or(addr);
+    crate::note!("runner: serving metrics at http://{at}/metrics");
+    Ok(Some(exporter))
 }
 
 /// Choose the programs this kernel can run, then configure, load and attach; a program

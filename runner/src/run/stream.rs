@@ -15,6 +15,10 @@
 //! Rendered output is capped at [`HIGH_WATER`]: above it the channels are not read, the
 //! kernel drops what does not fit (reported as lost), and memory stays bounded. After a
 //! stop everything (detach, last drain, views, writing) ends within [`WIND_DOWN`].
+//!
+//! With `--metrics`, each channel's [`EventTap`] sees every record and is published after
+//! each batch and loss check, and the map views refresh their metrics every
+//! [`METRICS_EVERY`]; without it those hooks are `None`.
 
 use std::os::fd::AsFd as _;
 use std::time::{Duration, Instant};
@@ -26,6 +30,8 @@ use super::load::Loaded;
 use super::poll::Poller;
 use super::signals::{Request, Signals};
 use super::stdout::Stdout;
+use super::views::MapView;
+use crate::metrics::{EventTap, Exporter};
 use crate::output::EventWriter;
 use crate::spec::plan::Plan;
 
@@ -41,6 +47,8 @@ const HIGH_WATER: usize = 1 << 20;
 const LOST_CHECK: Duration = Duration::from_secs(1);
 /// After a stop, how long the runner may take to detach, drain and write what is left.
 const WIND_DOWN: Duration = Duration::from_millis(500);
+/// How often map views refresh their metrics (a sleeping loop wakes for it).
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// epoll tokens besides the channels' (their index).
 const SIGNALS: u64 = u64::MAX;
@@ -99,6 +107,8 @@ struct Reader {
     full: u64,
     /// Records read at the end that a stalled stdout had no room for.
     unwritten: u64,
+    /// `--metrics`: what the channel's records count in.
+    tap: Option<EventTap>,
 }
 
 /// The loop's own state; the channels and maps stay in [`Loaded`].
@@ -111,13 +121,15 @@ struct Stream {
     poller: Poller,
     signals: Signals,
     stop: bool,
+    /// `--metrics`: when the map views next refresh their metrics.
+    next_metrics: Option<Instant>,
 }
 
 /// Print events until stopped (SIGINT, SIGTERM, SIGHUP, `--duration`, stdout closed),
 /// then detach, drain what is left, print the map views one last time and return what
 /// was seen: all of that within [`WIND_DOWN`] of the stop.
-pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
-    let mut stream = Stream::new(attached.loaded())?;
+pub(crate) fn stream(mut attached: Attached, metrics: Option<&Exporter>) -> anyhow::Result<Stats> {
+    let mut stream = Stream::new(attached.loaded(), metrics)?;
     stream
         .stdout
         .write_ready()
@@ -140,18 +152,22 @@ pub(crate) fn stream(mut attached: Attached) -> anyhow::Result<Stats> {
 }
 
 impl Stream {
-    fn new(loaded: &mut Loaded) -> anyhow::Result<Stream> {
+    fn new(loaded: &mut Loaded, metrics: Option<&Exporter>) -> anyhow::Result<Stream> {
         let pkg = loaded.package().package();
         let format = loaded.invocation().format;
+        let labels = &loaded.invocation().labels;
         let mut stdout = Stdout::new();
         let mut readers = Vec::new();
-        for event in &pkg.events {
+        for (i, event) in pkg.events.iter().enumerate() {
             let padded = event.channel.pads_records();
             let shows = loaded.invocation().shows;
             let plan = Plan::record_showing(&event.ty, padded, shows)?;
             let mut writer = EventWriter::new(format, plan);
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
+            }
+            if !labels.is_empty() {
+                writer = writer.with_keys(labels);
             }
             writer.header(stdout.buf());
             readers.push(Reader {
@@ -161,7 +177,13 @@ impl Stream {
                 lost: 0,
                 full: 0,
                 unwritten: 0,
+                tap: metrics.map(|m| m.tap(i)),
             });
+        }
+        if let Some(exporter) = metrics {
+            for view in loaded.views_mut() {
+                view.export(exporter)?;
+            }
         }
         let mut poller = Poller::new().context("cannot create an epoll set")?;
         for (token, channel) in loaded.channels_mut().iter().enumerate() {
@@ -191,6 +213,12 @@ impl Stream {
             poller,
             signals,
             stop: false,
+            // Only views need a timer: the channels' counts go out with each batch.
+            next_metrics: loaded
+                .views_mut()
+                .iter()
+                .any(MapView::exported)
+                .then(Instant::now),
         })
     }
 
@@ -217,7 +245,7 @@ impl Stream {
                 && self.stdout.waiting() == 0
                 && loaded.channels().iter().all(|c| c.wakes_reader());
             let lost_due = unchecked.then(|| last_check + LOST_CHECK);
-            let timeout = [deadline, next_dump, lost_due]
+            let timeout = [deadline, next_dump, lost_due, self.next_metrics]
                 .into_iter()
                 .flatten()
                 .map(|at| at.saturating_duration_since(now))
@@ -247,7 +275,26 @@ impl Stream {
                 last_check = Instant::now();
                 unchecked = false;
             }
+            self.refresh_metrics(loaded);
         }
+    }
+
+    /// When due, hand every map view's contents to its metrics.
+    fn refresh_metrics(&mut self, loaded: &mut Loaded) {
+        let Some(at) = self.next_metrics.filter(|at| Instant::now() >= *at) else {
+            return;
+        };
+        for view in loaded.views_mut() {
+            view.refresh_metrics();
+        }
+        // Behind (a long stall): the next one a full period from now, not at once.
+        let now = Instant::now();
+        let next = at + METRICS_EVERY;
+        self.next_metrics = Some(if next < now {
+            now + METRICS_EVERY
+        } else {
+            next
+        });
     }
 
     /// Before blocking with no timer: tell the programs the reader sleeps, then drain once
@@ -329,12 +376,18 @@ impl Stream {
                     if data.len() >= reader.writer.fixed() {
                         reader.writer.event(data, out);
                         reader.events += 1;
+                        if let Some(tap) = &mut reader.tap {
+                            tap.record(data);
+                        }
                     } else {
                         reader.short += 1;
                     }
                     out.len() < stop_at
                 });
                 let full_batch = handed >= BATCH || stdout.buf().len() >= stop_at;
+                if let Some(tap) = &mut reader.tap {
+                    tap.publish(reader.events);
+                }
                 stdout.write_ready()?;
                 if !full_batch {
                     break;
@@ -418,6 +471,9 @@ impl Stream {
                     full - reader.full
                 ));
                 reader.full = full;
+            }
+            if let Some(tap) = &mut reader.tap {
+                tap.losses(reader.lost, reader.full);
             }
         }
         if !found.is_empty() {

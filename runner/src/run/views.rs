@@ -2,12 +2,19 @@
 //! at exit: their entries, per-CPU values summed, handed to the map's [`ViewWriter`], and,
 //! with `--clear`, emptied after each interval's print as bcc tools do (hash maps lose the
 //! keys printed; array maps, whose keys cannot go, are zeroed).
+//!
+//! With `--metrics`, the same entries also go to the view's metrics, every second and at
+//! each print; what `--clear` empties is added up there, so the metrics keep counting.
+
+use std::collections::HashMap;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use crate::output::{Format, ViewWriter, ViewWriterError};
+use super::invocation::Invocation;
+use crate::metrics::Exporter;
+use crate::output::{ViewWriter, ViewWriterError};
 use crate::spec::package::{Map, View};
-use crate::spec::plan::{Node, Plan, Shows};
+use crate::spec::plan::{Node, Plan};
 use crate::spec::vocab::MapType;
 
 /// A map shown by the runner, and how to read it.
@@ -15,6 +22,15 @@ pub(crate) struct MapView {
     writer: ViewWriter,
     kind: MapType,
     map: MapHandle,
+    /// What is shown, for its metrics.
+    shown: (Map, View),
+    metrics: Option<Exported>,
+}
+
+/// A view's metrics, and what `--clear` took from the map so far (key → value).
+struct Exported {
+    writer: ViewWriter,
+    cleared: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// Where the integers of a value are (offset, size), found through its decoder: the fields
@@ -65,19 +81,71 @@ fn sum_percpu(plan: &Plan, copies: &[Vec<u8>]) -> Vec<u8> {
 }
 
 impl MapView {
-    /// `map` shown as `view` in `format`, read through `handle`.
+    /// `map` shown as `view` in the run's format, read through `handle`.
     pub fn new(
         map: &Map,
         view: View,
-        format: Format,
-        shows: Shows,
+        run: &Invocation,
         handle: MapHandle,
     ) -> Result<MapView, ViewWriterError> {
+        let mut writer = ViewWriter::showing(run.format, map, view, run.shows)?;
+        if !run.labels.is_empty() {
+            writer = writer.with_keys(&run.labels);
+        }
         Ok(MapView {
-            writer: ViewWriter::showing(format, map, view, shows)?,
+            writer,
             kind: map.kind,
             map: handle,
+            shown: (map.clone(), view),
+            metrics: None,
         })
+    }
+
+    /// Feed the view's metrics too (if `exporter` serves them).
+    pub fn export(&mut self, exporter: &Exporter) -> Result<(), ViewWriterError> {
+        if let Some(writer) = exporter.view(&self.shown.0, self.shown.1) {
+            self.metrics = Some(Exported {
+                writer: writer?,
+                cleared: HashMap::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether it feeds metrics.
+    pub fn exported(&self) -> bool {
+        self.metrics.is_some()
+    }
+
+    /// Hand the map's current contents to its metrics.
+    pub fn refresh_metrics(&mut self) {
+        if self.metrics.is_some() {
+            let entries = self.entries();
+            self.feed_metrics(&entries, false);
+        }
+    }
+
+    /// `entries` plus what was cleared before, to the metrics; with `cleared`, the map is
+    /// about to be emptied, so the sum is what was cleared from now on.
+    fn feed_metrics(&mut self, entries: &[(Vec<u8>, Vec<u8>)], cleared: bool) {
+        let Some(exported) = &mut self.metrics else {
+            return;
+        };
+        let plan = self.writer.value_plan();
+        let mut total = exported.cleared.clone();
+        for (key, value) in entries {
+            let sum = match total.get(key) {
+                // Members that are no number (a task's name) are the current ones.
+                Some(before) => sum_percpu(plan, &[value.clone(), before.clone()]),
+                None => value.clone(),
+            };
+            total.insert(key.clone(), sum);
+        }
+        let rows = total.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        exported.writer.render(rows, &mut Vec::new());
+        if cleared {
+            exported.cleared = total;
+        }
     }
 
     /// Every (key, value) of the map, per-CPU values summed.
@@ -105,6 +173,7 @@ impl MapView {
     /// Print the map's current contents; with `clear`, empty what was printed.
     pub fn dump(&mut self, clear: bool, out: &mut Vec<u8>) {
         let entries = self.entries();
+        self.feed_metrics(&entries, clear);
         let keys: Vec<Vec<u8>> = if clear {
             entries.iter().map(|(k, _)| k.clone()).collect()
         } else {

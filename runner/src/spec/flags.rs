@@ -34,6 +34,8 @@ pub const RUNNER_OPTIONS: &[&str] = &[
     "attach",
     "no-program",
     "map-size",
+    "metrics",
+    "labels",
     "help",
     "version",
 ];

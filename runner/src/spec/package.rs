@@ -171,6 +171,34 @@ pub struct Event {
     /// runner also drains the channel on a timer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wakeup: Option<String>,
+    /// Counters of these events that `runner run --metrics` serves (`runner:metric=` tags
+    /// and the sidecar's `metrics`). Presentation: a runner without metrics runs the
+    /// package the same, so no feature is required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<EventMetric>,
+}
+
+/// A counter of a channel's events, one series per value of some members of the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetric {
+    /// Its name in the package: served as `<package>_<name>_total`.
+    pub name: String,
+    /// Top-level members of the event struct whose values label the series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The most series (label sets) kept; an event that would start another is counted
+    /// as dropped instead.
+    pub max_series: u32,
+    /// Its help line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub help: String,
+}
+
+impl EventMetric {
+    /// The most series a counter keeps unless its declaration says.
+    pub const DEFAULT_MAX_SERIES: u32 = 1000;
+    /// The most series a declaration may ask for.
+    pub const MAX_SERIES_LIMIT: u32 = 100_000;
 }
 
 /// The name serde gives a unit variant (`perf_event_array`, `tracepoint`...), for display.

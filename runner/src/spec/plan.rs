@@ -833,6 +833,15 @@ fn visit_format<S: Sink>(
 }
 
 impl Node {
+    /// The node reading the whole member: for a trailing array of fixed size, the array
+    /// as a record that holds all of it reads it (`--metrics` labels read that).
+    pub fn whole(&self) -> &Node {
+        match self {
+            Node::Trailing { bytes, full, .. } if *bytes > 0 => full,
+            other => other,
+        }
+    }
+
     pub fn visit<S: Sink>(&self, rec: &[u8], base: usize, sink: &mut S) {
         match self {
             Node::Int {

@@ -8,9 +8,10 @@
 //! A sidecar is written by a person, so unlike a package it is strict: an unknown key is
 //! an error naming where it is (`programs.optinal`), so a typo cannot silently do nothing.
 //! Stored in a package, the same declarations follow the package's rule instead: keys
-//! this runner does not know are ignored. New kinds of declarations (say, `metrics`) are
-//! new top-level keys; one a runner must understand adds a feature to the package's
-//! `requires` (`formats`, presentation only, needs none).
+//! this runner does not know are ignored. New kinds of declarations (like `metrics` and
+//! `formats`) are new top-level keys; one a runner must understand adds a feature to the
+//! package's `requires` (`metrics` and `formats` need none: a runner without them runs the
+//! package the same, only presented differently).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,27 @@ pub struct Sidecar {
     /// How members are shown, by struct name, then member path (`fname.depth`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub formats: BTreeMap<String, BTreeMap<String, MemberDecl>>,
+    /// Counters of events that `runner run --metrics` serves, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, MetricDecl>,
+}
+
+/// A counter of a channel's events, labelled by members of the event struct.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricDecl {
+    /// The event channel whose events it counts (may be left out when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
+    /// Top-level members of the event struct whose values label the series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The most series kept (default 1000); events of any further label set are counted
+    /// as dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_series: Option<u32>,
+    /// The help line of the metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -275,6 +297,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "programs",
             "maps",
             "formats",
+            "metrics",
         ],
     ),
     ("flags.", &["help"]),
@@ -285,6 +308,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ),
     ("maps.", &["max_entries", "view", "unit"]),
     ("formats.", MEMBER_KEYS),
+    ("metrics.", &["map", "labels", "max_series", "help"]),
 ];
 
 /// `a`, `b`, `c`: the keys of the object at `parent` (a path like `globals.targ_uid`).
@@ -432,7 +456,9 @@ mod tests {
                        "hists": {"max_entries": {"if": "per_pid", "then": "pid_max", "else": 1},
                                  "view": "log2_hist", "unit": "usecs"}},
               "formats": {"event": {"ret": "errno", "ts": "hide",
-                                    "arg": {"union": "op", "cases": {"MOUNT": "mount"}}}}
+                                    "arg": {"union": "op", "cases": {"MOUNT": "mount"}}}},
+              "metrics": {"signals": {"map": "events", "labels": ["sig", "comm"],
+                                      "max_series": 50, "help": "signals by number"}}
             }"#,
         )
         .unwrap();
@@ -465,6 +491,7 @@ mod tests {
                     .map(String::from)
                     .to_vec(),
             ),
+            ("metrics.signals", names(&full["metrics"]["signals"])),
         ] {
             let listed: Vec<String> = value.iter().map(|k| format!("`{k}`")).collect();
             assert_eq!(keys_of(parent), listed.join(", "), "{parent}");
@@ -489,8 +516,8 @@ mod tests {
             "sidecar `x.runner.json`: programs.optinal: unknown key `optinal`; expected one of `groups`, `optional`, `if`, `unless`, `attach`"
         );
         assert_eq!(
-            parse(r#"{"metrics": {}}"#).unwrap_err(),
-            "sidecar `x.runner.json`: metrics: unknown key `metrics`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `formats`"
+            parse(r#"{"alerts": {}}"#).unwrap_err(),
+            "sidecar `x.runner.json`: alerts: unknown key `alerts`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `formats`, `metrics`"
         );
         assert_eq!(
             parse(r#"{"formats": {"event": {"fname.depth": {"hdie": true}}}}"#).unwrap_err(),
@@ -508,6 +535,9 @@ mod tests {
             .ends_with(
                 "maps.m.size: unknown key `size`; expected one of `max_entries`, `view`, `unit`"
             ));
+        assert!(parse(r#"{"metrics": {"m": {"label": ["a"]}}}"#)
+            .unwrap_err()
+            .ends_with("metrics.m.label: unknown key `label`; expected one of `map`, `labels`, `max_series`, `help`"));
         assert!(parse(r#"{"flags": {"k": {"hlep": ""}}}"#)
             .unwrap_err()
             .ends_with("flags.k.hlep: unknown key `hlep`; expected one of `help`"));

@@ -451,6 +451,51 @@ pub enum Annotation {
     /// On a ring buffer: its records wake the reader when this global is set (the reader
     /// sleeps) or the ring is a quarter full, and otherwise never (`runner/ring.h`).
     Wakeup(String),
+    /// On an event channel: a counter of its events for `--metrics`, labelled by members
+    /// of the event struct.
+    Metric(MetricTag),
+}
+
+/// `runner:metric=<name>[:<member>,...[:<max series>]]`: counter `name` of a channel's
+/// events, one series per value of the members; at most `max_series` series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricTag {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub max_series: Option<u32>,
+}
+
+impl MetricTag {
+    /// Parse the value of the tag; `None` when it has not that form.
+    fn parse(value: &str) -> Option<MetricTag> {
+        let mut parts = value.split(':');
+        let name = parts.next()?.to_string();
+        let labels = match parts.next() {
+            None | Some("") => Vec::new(),
+            Some(list) => list.split(',').map(str::to_string).collect(),
+        };
+        let max_series = match parts.next() {
+            None => None,
+            Some(n) => Some(n.parse().ok()?),
+        };
+        let identifiers = std::iter::once(&name)
+            .chain(&labels)
+            .all(|n| Self::is_name(n));
+        (parts.next().is_none() && identifiers).then_some(MetricTag {
+            name,
+            labels,
+            max_series,
+        })
+    }
+
+    /// A C identifier: what names of metrics and of their labels are made of.
+    pub fn is_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
 }
 
 /// Every annotation: its key, what it goes on, and the form of its value, for errors.
@@ -463,6 +508,11 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
     ("unit", Target::Map, "<unit>"),
     ("format", Target::Value, "<format>"),
     ("names", Target::Value, "errno|signal|syscall|flags:<set>"),
+    (
+        "metric",
+        Target::Map,
+        "<name>[:<member>,...[:<max series>]]",
+    ),
     ("wakeup", Target::Map, "<global>"),
 ];
 
@@ -516,6 +566,8 @@ pub enum AnnotationError {
         what: String,
         format: ValueFormat,
     },
+    #[error("annotation `{tag}` on {what}: expected runner:metric=<name>[:<member>,...[:<max series>]], names being C identifiers")]
+    BadMetric { tag: String, what: String },
 }
 
 impl Annotation {
@@ -564,6 +616,15 @@ impl Annotation {
             "if" => Annotation::If(value),
             "unless" => Annotation::Unless(value),
             "unit" => Annotation::Unit(value),
+            "metric" => match MetricTag::parse(&value) {
+                Some(metric) => Annotation::Metric(metric),
+                None => {
+                    return Err(AnnotationError::BadMetric {
+                        tag: tag.into(),
+                        what: what.into(),
+                    })
+                }
+            },
             "wakeup" => Annotation::Wakeup(value),
             _ => match View::from_name(&value) {
                 Some(view) => Annotation::View(view),
@@ -671,6 +732,33 @@ mod tests {
             "annotation `runner:view=pie` on map `events`: unknown view `pie` (expected table, log2_hist or linear_hist)"
         );
         assert!(parse("runner:lost", Target::Global).is_err());
+        assert_eq!(
+            parse("runner:metric=signals:sig,comm:50", Target::Map).unwrap(),
+            Annotation::Metric(MetricTag {
+                name: "signals".into(),
+                labels: vec!["sig".into(), "comm".into()],
+                max_series: Some(50),
+            })
+        );
+        assert_eq!(
+            parse("runner:metric=all", Target::Map).unwrap(),
+            Annotation::Metric(MetricTag {
+                name: "all".into(),
+                labels: Vec::new(),
+                max_series: None,
+            })
+        );
+        for bad in [
+            "runner:metric=a:b:x",
+            "runner:metric=a-b",
+            "runner:metric=a:b,,c",
+            "runner:metric=a:b:1:2",
+        ] {
+            assert_eq!(
+                parse(bad, Target::Map).unwrap_err().to_string(),
+                format!("annotation `{bad}` on map `events`: expected runner:metric=<name>[:<member>,...[:<max series>]], names being C identifiers")
+            );
+        }
         assert!(Annotation::parse("bpf_kfunc", Target::Program, "f").is_none());
     }
 }

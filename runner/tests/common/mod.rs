@@ -164,6 +164,11 @@ impl Tracer {
         self.child.id()
     }
 
+    /// What it said on stderr up to now (as far as `start` read).
+    pub fn said(&self) -> &[String] {
+        &self.stderr_seen
+    }
+
     /// SIGINT, then collect everything it printed. Events are drained on a 50 ms timer,
     /// so give it a moment first.
     pub fn stop(mut self) -> Finished {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::spec::btf::ObjectBtf;
 use crate::spec::package::View;
-use crate::spec::vocab::{Annotation, AnnotationError, DataSection, Target};
+use crate::spec::vocab::{Annotation, AnnotationError, DataSection, MetricTag, Target};
 
 pub(super) struct Annotations {
     by_id: BTreeMap<u32, Vec<Annotation>>,
@@ -156,6 +156,14 @@ impl Annotations {
     pub fn unit(&self, id: u32) -> Option<&str> {
         self.on(id).iter().find_map(|a| match a {
             Annotation::Unit(u) => Some(u.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every `runner:metric=` on a map, in order.
+    pub fn metrics(&self, id: u32) -> impl Iterator<Item = &MetricTag> {
+        self.on(id).iter().filter_map(|a| match a {
+            Annotation::Metric(m) => Some(m),
             _ => None,
         })
     }

@@ -48,6 +48,12 @@ pub enum PackError {
         map: String,
         channels: String,
     },
+    #[error("map `{map}`: metric `{name}`: {what}")]
+    BadMetric {
+        map: String,
+        name: String,
+        what: String,
+    },
     #[error("map `{map}` is tagged runner:wakeup={global}, but {why} (include <runner/ring.h> and tag the map with RUNNER_WAKEUP)")]
     BadWakeup {
         map: String,

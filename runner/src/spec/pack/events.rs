@@ -3,6 +3,7 @@
 
 use super::annotations::Annotations;
 use super::error::PackError;
+use super::metrics;
 use crate::spec::btf::ObjectBtf;
 use crate::spec::package::{Event, Flag, Global, Map, MapType};
 use crate::spec::plan::Plan;
@@ -58,15 +59,19 @@ pub(super) fn events(
             Some(global) => Some(wakeup_flag(map, global, globals)?),
             None => None,
         };
-        out.push(Event {
+        let mut event = Event {
             map: map.name.clone(),
             channel: map.kind.channel().expect("filtered on channel maps"),
             struct_name: name,
             ty,
             lost_counter,
+            metrics: Vec::new(),
             wakeup,
-        });
+        };
+        event.metrics = metrics::from_tags(&event, tags.metrics(*var_id))?;
+        out.push(event);
     }
+    check_metric_tags(tags, maps)?;
     Ok(out)
 }
 
@@ -96,6 +101,21 @@ fn pick(map: &Map, channels: usize, candidates: &[String]) -> Result<String, Pac
         (_, []) => Err(ambiguous("no struct is named `event`".into(), candidates)),
         (_, many) => Err(ambiguous("several structs could be the event".into(), many)),
     }
+}
+
+/// `runner:metric=` is on event channels only.
+fn check_metric_tags(tags: &Annotations, maps: &[(u32, Map)]) -> Result<(), PackError> {
+    for (id, map) in maps.iter().filter(|(_, m)| m.kind.channel().is_none()) {
+        if let Some(tag) = tags.metrics(*id).next() {
+            return Err(PackError::BadMetric {
+                map: map.name.clone(),
+                name: tag.name.clone(),
+                what: "runner:metric counts events: it goes on a ring buffer or perf event array"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The global a ring's `runner:wakeup=<global>` names: a 4-byte integer the runner can

@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod globals;
 mod maps;
+mod metrics;
 mod programs;
 mod shown;
 
@@ -73,6 +74,7 @@ pub fn describe(
     if let Some(declarations) = declarations {
         declare::apply(&mut d, declarations)?;
     }
+    metrics::unique(&d.events)?;
     let declared = declarations.map_or(&[][..], |s| &s.programs.groups[..]);
     d.groups = alternatives::groups(&d.programs, declared);
     Ok(d)
