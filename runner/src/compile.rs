@@ -208,14 +208,20 @@ fn generated_vmlinux() -> Result<Vec<u8>, BuildError> {
 }
 
 /// The runner's own headers: (path under the include directory, contents).
-const RUNNER_HEADERS: &[(&str, &[u8])] =
-    &[("runner/ring.h", include_bytes!("../include/runner/ring.h"))];
+const RUNNER_HEADERS: &[(&str, &[u8])] = &[
+    (
+        "runner/formats.h",
+        include_bytes!("../include/runner/formats.h"),
+    ),
+    ("runner/ring.h", include_bytes!("../include/runner/ring.h")),
+];
 
 /// Write the headers `runner build` compiles with into `dir`: libbpf's BPF headers as
-/// `dir/bpf/*.h`, the runner's `dir/runner/ring.h` (ring buffers that wake the runner only
-/// when it sleeps) and, when `vmlinux` is `Some`, `dir/vmlinux.h` (copied from the file it
-/// names, or generated from the running kernel's BTF when that is `None`). A program
-/// compiled by hand with `-I dir` sees exactly what `runner build` would give it.
+/// `dir/bpf/*.h`, the runner's `dir/runner/formats.h` (value formats) and
+/// `dir/runner/ring.h` (ring buffers that wake the runner only when it sleeps) and, when
+/// `vmlinux` is `Some`, `dir/vmlinux.h` (copied from the file it names, or generated from
+/// the running kernel's BTF when that is `None`). A program compiled by hand with
+/// `-I dir` sees exactly what `runner build` would give it.
 pub fn write_headers(dir: &Path, vmlinux: Option<Option<&Path>>) -> Result<(), BuildError> {
     for sub in ["bpf", "runner"] {
         std::fs::create_dir_all(dir.join(sub))

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::metrics;
 use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Choice, Entries, Flag, Package};
-use crate::spec::types::{Kind, Member, Type};
+use crate::spec::types::{Kind, Member, Shown, Type};
 
 /// `pid@0 tpid@4 comm@16[16]`: a struct's members in one line.
 pub fn compact_layout(ty: &Type) -> String {
@@ -46,9 +46,10 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
             Some(bf) => format!("bit {} +{}", bf.bit_offset, bf.bits),
             None => format!("{:>4} {:>4}", m.offset, m.ty.size()),
         };
+        let shown = m.shown.as_ref().map(shown_note).unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:indent$}{place:<10}  {name:<16} {} ({})",
+            "{:indent$}{place:<10}  {name:<16} {} ({}{shown})",
             "",
             m.ty.c,
             m.ty.summary(),
@@ -59,6 +60,23 @@ fn members(out: &mut String, members: &[Member], indent: usize) {
             self::members(out, inner, indent + 4);
         }
     }
+}
+
+/// `, shown as errno`: how a member is shown, when it is declared.
+fn shown_note(s: &Shown) -> String {
+    let mut out = String::new();
+    if s.hidden {
+        out.push_str(", hidden");
+    }
+    match &s.format {
+        Some(f) if s.on_request => out.push_str(&format!(", shown as {f} with --names")),
+        Some(f) => out.push_str(&format!(", shown as {f}")),
+        None => {}
+    }
+    if let Some(by) = &s.selected_by {
+        out.push_str(&format!(", the member `{}` selects", by.member));
+    }
+    out
 }
 
 pub fn render(pkg: &Package) -> String {

@@ -131,14 +131,7 @@ fn monotonic_ns() -> u64 {
 }
 
 fn is_time(cell: &str) -> bool {
-    cell.len() == 8
-        && cell.bytes().enumerate().all(|(i, b)| {
-            if i % 3 == 2 {
-                b == b':'
-            } else {
-                b.is_ascii_digit()
-            }
-        })
+    common::is_time_of_day(cell)
 }
 
 /// The event rows of a table: lines that start with a time of day, split into cells
@@ -166,18 +159,18 @@ fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(common::json_line)
         .collect()
 }
 
-/// JSON events (lines that are not map views), without their `time`, which is checked
+/// JSON events (lines that are not map views), without their `@time`, which is checked
 /// to be an RFC 3339 timestamp.
 fn json_events(stdout: &str) -> Vec<Value> {
     json_lines(stdout)
         .into_iter()
-        .filter(|v| v.get("map").is_none())
+        .filter(|v| v.get("@map").is_none())
         .map(|mut v| {
-            let time = v["time"]
+            let time = v["@time"]
                 .as_str()
                 .unwrap_or_else(|| panic!("no time in {v}"))
                 .to_string();
@@ -185,10 +178,21 @@ fn json_events(stdout: &str) -> Vec<Value> {
                 time.len() >= 26 && time.as_bytes()[10] == b'T',
                 "time {time:?}"
             );
-            v.as_object_mut().unwrap().remove("time");
+            v.as_object_mut().unwrap().remove("@time");
             v
         })
         .collect()
+}
+
+/// An integer as the runner's JSON holds it: a number when every JSON reader holds it
+/// exactly (below 2^53), a string of its digits beyond.
+fn exact(v: impl Into<i128>) -> Value {
+    let v: i128 = v.into();
+    if v.unsigned_abs() < 1 << 53 {
+        json!(v as i64)
+    } else {
+        json!(v.to_string())
+    }
 }
 
 fn strings(cells: &[&str]) -> Vec<String> {
@@ -225,7 +229,7 @@ fn scalars_expected(comm: &str, [a2, a3, a4, a5]: [u64; 4]) -> (Vec<String>, Val
     ];
     let value = json!({
         "i8": a2 as i8, "u8": a2 as u8, "i16": a2 as i16, "u16": a2 as u16,
-        "i32": a2 as i32, "u32": a2 as u32, "i64": a2 as i64, "u64": a3,
+        "i32": a2 as i32, "u32": a2 as u32, "i64": exact(a2 as i64), "u64": exact(a3),
         "odd": a3 & 1 == 1, "comm": comm, "full": full, "raw": raw,
         "words": [lo, hi, lo ^ hi],
         "grid": [[-2500, -1500, -500], [500, 1500, 2500]],
@@ -446,7 +450,7 @@ fn shapes_expected([a, b, c, d]: [u64; 4]) -> (Vec<String>, Value) {
     let value = json!({
         "handle": a as u32,
         "tag": 171,
-        "after_pad": 0x1122_3344_5566_7788u64,
+        "after_pad": exact(0x1122_3344_5566_7788u64),
         "box": {"min": {"x": -1, "y": 2}, "max": {"x": 3, "y": -4}, "id": 65535},
         "word": {"value": word, "halves": halves, "bytes": bytes},
         "anon_u32": 0xdead_beefu32,
@@ -595,8 +599,8 @@ fn twochan_json() {
     assert_eq!(
         events,
         vec![
-            json!({"event": "prio_request", "which": TWOCHAN_WHICH, "who": TWOCHAN_WHO, "tid": tid, "comm": comm}),
-            json!({"event": "prio_return", "ret": -22, "which": TWOCHAN_WHICH, "tid": tid, "marker": 0xbeef}),
+            json!({"@event": "prio_request", "which": TWOCHAN_WHICH, "who": TWOCHAN_WHO, "tid": tid, "comm": comm}),
+            json!({"@event": "prio_return", "ret": -22, "which": TWOCHAN_WHICH, "tid": tid, "marker": 0xbeef}),
         ]
     );
 }
@@ -794,10 +798,10 @@ fn cpuclock_json() {
     }
     let views: Vec<Value> = json_lines(&done.stdout)
         .into_iter()
-        .filter(|v| v.get("map").is_some())
+        .filter(|v| v.get("@map").is_some())
         .collect();
     assert_eq!(views.len(), 1, "{}", done.stdout);
-    assert_eq!(views[0]["map"], json!("samples"));
+    assert_eq!(views[0]["@map"], json!("samples"));
     assert_eq!(
         views[0]["entries"],
         json!([{"key": tid, "value": samples.len()}])
@@ -966,7 +970,7 @@ fn views_table() {
         if let Some(rest) = line
             .split(" map ")
             .nth(1)
-            .filter(|_| is_time(&line[..8.min(line.len())]))
+            .filter(|_| is_time(&line[..12.min(line.len())]))
         {
             map = rest.split(':').next().unwrap().to_string();
             key = None;
@@ -1031,7 +1035,7 @@ fn views_interval_repeats() {
     );
     let dumps: Vec<Value> = json_lines(&done.stdout)
         .into_iter()
-        .filter(|v| v["map"] == "values")
+        .filter(|v| v["@map"] == "values")
         .collect();
     // At 0.3, 0.6 and 0.9 s (give or take the start), then at exit.
     assert!(dumps.len() >= 3, "{} dumps:\n{}", dumps.len(), done.stdout);
@@ -1052,7 +1056,7 @@ fn views_json() {
     let lines = json_lines(&done.stdout);
     let table = lines
         .iter()
-        .find(|v| v["map"] == "signals")
+        .find(|v| v["@map"] == "signals")
         .expect("a view of `signals`");
     let ours: Vec<&Value> = table["entries"]
         .as_array()
@@ -1078,7 +1082,7 @@ fn views_json() {
                 .iter()
                 .map(|(low, high, count)| json!({"low": low, "high": high, "count": count}))
                 .collect();
-            let mut v = json!({"map": map});
+            let mut v = json!({"@map": map});
             if let Some(key) = key {
                 v["key"] = json!(key);
             }
@@ -1092,7 +1096,7 @@ fn views_json() {
     let without_time: Vec<Value> = hists
         .into_iter()
         .map(|mut v| {
-            v.as_object_mut().unwrap().remove("time").expect("a time");
+            v.as_object_mut().unwrap().remove("@time").expect("a time");
             v
         })
         .collect();
@@ -1128,7 +1132,7 @@ fn globals_defaults() -> Value {
         "origin": "ORIGIN_ECHO",
         "small": -5, "byte": 200, "short_val": -300, "ushort_val": 60000,
         "int_val": -70000, "uint_val": 4_000_000_000u32, "long_val": -5_000_000_000i64,
-        "ulong_val": 10_000_000_000_000_000_000u64, "level": "LEVEL_MID", "label": "corpus",
+        "ulong_val": exact(10_000_000_000_000_000_000u64), "level": "LEVEL_MID", "label": "corpus",
         "strict": false, "enabled": true, "budget": 1000, "greeting": "hello",
         "hops": 0, "bss_level": 0, "counter": 0,
     })
@@ -1159,7 +1163,7 @@ fn globals_set() -> (Vec<String>, Value) {
     let value = json!({
         "origin": "ORIGIN_IDLE",
         "small": -128, "byte": 255, "short_val": 32767, "ushort_val": 0,
-        "int_val": i32::MIN, "uint_val": u32::MAX, "long_val": i64::MIN, "ulong_val": u64::MAX,
+        "int_val": i32::MIN, "uint_val": u32::MAX, "long_val": exact(i64::MIN), "ulong_val": exact(u64::MAX),
         "level": "LEVEL_HIGH", "label": "abcdefghijklmno", "strict": true, "enabled": false,
         "budget": 7, "greeting": "hi there", "hops": 9, "bss_level": 3, "counter": 12_345_678_901u64,
     });

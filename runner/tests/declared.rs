@@ -82,10 +82,10 @@ fn trace(args: &[&str], trigger: impl FnOnce()) -> (Vec<Value>, Finished) {
         .stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .filter(|v| v.get("map").is_none())
+        .map(common::json_line)
+        .filter(|v| v.get("@map").is_none())
         .map(|mut v| {
-            v.as_object_mut().unwrap().remove("time");
+            v.as_object_mut().unwrap().remove("@time");
             v
         })
         .collect();

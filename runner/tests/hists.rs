@@ -136,16 +136,16 @@ fn run(args: &[&str], trigger: impl FnOnce()) -> common::Finished {
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(common::json_line)
         .map(|mut v: Value| {
-            v.as_object_mut().unwrap().remove("time").expect("a time");
+            v.as_object_mut().unwrap().remove("@time").expect("a time");
             v
         })
         .collect()
 }
 
 fn counts_json(counts: &[(u64, u64, u64)]) -> Value {
-    json!({"map": "counts", "entries": counts.iter().map(|(k, n, t)| json!({"key": k, "value": {"count": n, "total": t}})).collect::<Vec<_>>()})
+    json!({"@map": "counts", "entries": counts.iter().map(|(k, n, t)| json!({"key": k, "value": {"count": n, "total": t}})).collect::<Vec<_>>()})
 }
 
 #[test]
@@ -162,10 +162,10 @@ fn default_views_json() {
     let e = expected(&CALLS);
     let mut want = vec![counts_json(&e.counts)];
     for (bucket, slots) in &e.hists {
-        want.push(json!({"map": "hists", "key": bucket, "value": {"comm": COMM}, "buckets": json_buckets(slots)}));
+        want.push(json!({"@map": "hists", "key": bucket, "value": {"comm": COMM}, "buckets": json_buckets(slots)}));
     }
     // Without --fill_slots no slot is used: a row of counts, no buckets.
-    want.push(json!({"map": "infos", "key": {"name": COMM}, "value": {"count": e.info.0, "total": e.info.1}, "buckets": []}));
+    want.push(json!({"@map": "infos", "key": {"name": COMM}, "value": {"count": e.info.0, "total": e.info.1}, "buckets": []}));
     assert_eq!(json_lines(&done.stdout), want, "{}", done.stdout);
 }
 
@@ -178,7 +178,7 @@ fn default_views_table() {
     let title = |map: &str| {
         lines
             .iter()
-            .position(|l| l.len() > 9 && l[9..].starts_with(&format!("map {map}:")))
+            .position(|l| l.len() > 13 && l[13..].starts_with(&format!("map {map}:")))
             .unwrap_or_else(|| panic!("no view of `{map}`:\n{}", done.stdout))
     };
     // Scratch maps and bare numbers are left out.
@@ -193,7 +193,7 @@ fn default_views_table() {
     let at = title("counts");
     assert_eq!(
         lines[at],
-        &format!("{} map counts: 4 entries", &lines[at][..8])
+        &format!("{} map counts: 4 entries", &lines[at][..12])
     );
     assert_eq!(common::cells(lines[at + 1]), ["KEY", "COUNT", "TOTAL"]);
     let rows: Vec<Vec<&str>> = lines[at + 2..at + 6]
@@ -250,7 +250,7 @@ fn default_views_csv() {
     let e = expected(&CALLS);
     let records = common::csv_records(&done.stdout);
     let time = records[1][0].clone();
-    let mut want: Vec<Vec<String>> = vec![["time", "map", "key", "count", "total"]
+    let mut want: Vec<Vec<String>> = vec![["@time", "@map", "key", "value.count", "value.total"]
         .map(String::from)
         .to_vec()];
     for (k, n, t) in &e.counts {
@@ -264,13 +264,13 @@ fn default_views_csv() {
     }
     want.push(
         [
-            "time",
-            "map",
+            "@time",
+            "@map",
             "key",
-            "comm",
-            "bucket_low",
-            "bucket_high",
-            "bucket_count",
+            "value.comm",
+            "@bucket_low",
+            "@bucket_high",
+            "@bucket_count",
         ]
         .map(String::from)
         .to_vec(),
@@ -295,14 +295,14 @@ fn default_views_csv() {
     }
     want.push(
         [
-            "time",
-            "map",
-            "name",
-            "count",
-            "total",
-            "bucket_low",
-            "bucket_high",
-            "bucket_count",
+            "@time",
+            "@map",
+            "key.name",
+            "value.count",
+            "value.total",
+            "@bucket_low",
+            "@bucket_high",
+            "@bucket_count",
         ]
         .map(String::from)
         .to_vec(),
@@ -325,7 +325,7 @@ fn default_views_csv() {
     let records: Vec<Vec<String>> = records
         .into_iter()
         .map(|mut r| {
-            if r[0] != "time" {
+            if r[0] != "@time" {
                 r[0] = time.clone();
             }
             r
@@ -355,28 +355,28 @@ fn view_chooses_at_run_time() {
     );
     let e = expected(&CALLS);
     let lines = json_lines(&done.stdout);
-    let mut maps: Vec<&str> = lines.iter().map(|v| v["map"].as_str().unwrap()).collect();
+    let mut maps: Vec<&str> = lines.iter().map(|v| v["@map"].as_str().unwrap()).collect();
     maps.sort();
     // counts hidden, heap left out, infos by default.
     assert_eq!(maps, ["hists", "infos", "lat", "start"], "{}", done.stdout);
-    let view = |map: &str| lines.iter().find(|v| v["map"] == map).unwrap().clone();
+    let view = |map: &str| lines.iter().find(|v| v["@map"] == map).unwrap().clone();
     let lines = ["hists", "infos", "lat", "start"].map(view);
     let hists: Vec<Value> = e
         .hists
         .iter()
         .map(|(b, slots)| json!({"key": b, "value": {"slots": slots, "comm": COMM}}))
         .collect();
-    assert_eq!(lines[0], json!({"map": "hists", "entries": hists}));
+    assert_eq!(lines[0], json!({"@map": "hists", "entries": hists}));
     assert_eq!(
         lines[1],
-        json!({"map": "infos", "key": {"name": COMM}, "value": {"count": e.info.0, "total": e.info.1}, "buckets": json_buckets(&e.info.2)})
+        json!({"@map": "infos", "key": {"name": COMM}, "value": {"count": e.info.0, "total": e.info.1}, "buckets": json_buckets(&e.info.2)})
     );
     let linear: Vec<Value> = used(&e.lat)
         .iter()
         .enumerate()
         .map(|(i, c)| json!({"low": i, "high": i, "count": c}))
         .collect();
-    assert_eq!(lines[2], json!({"map": "lat", "buckets": linear}));
+    assert_eq!(lines[2], json!({"@map": "lat", "buckets": linear}));
     // start: the test thread's id -> the last value it passed.
     let entries = lines[3]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{}", done.stdout);
@@ -417,7 +417,7 @@ fn dumps(stdout: &str) -> Vec<(BTreeMap<u64, u64>, Vec<u64>)> {
     let mut groups: Vec<BTreeMap<String, Value>> = Vec::new();
     let mut last = String::new();
     for v in json_lines(stdout) {
-        let map = v["map"].as_str().unwrap().to_string();
+        let map = v["@map"].as_str().unwrap().to_string();
         match groups.last_mut() {
             Some(_) if map == last => {}
             Some(group) if !group.contains_key(&map) => {

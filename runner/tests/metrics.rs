@@ -847,7 +847,7 @@ fn labels_start_every_json_line() {
     assert_eq!(lines.len(), 2, "{}", done.stdout);
     for line in lines {
         assert!(
-            line.starts_with(r#"{"@host":"node-7","@package":"sigsnoop","@env":"a\"b","time":"#),
+            line.starts_with(r#"{"@host":"node-7","@package":"sigsnoop","@env":"a\"b","@time":"#),
             "{line}"
         );
         let event: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -167,7 +167,12 @@ fn build_reproduces_the_committed_sigsnoop_package() {
     // From a copy of the sources elsewhere, writing the default package.json beside them.
     let copy = tmp.path().join("copy");
     std::fs::create_dir(&copy).unwrap();
-    for file in ["sigsnoop.bpf.c", "sigsnoop.h", "vmlinux.h"] {
+    for file in [
+        "sigsnoop.bpf.c",
+        "sigsnoop.h",
+        "vmlinux.h",
+        "sigsnoop.runner.json",
+    ] {
         std::fs::copy(repo.join("programs/sigsnoop").join(file), copy.join(file)).unwrap();
     }
     let done = run_in(&copy, &["build", "sigsnoop.bpf.c"]);

@@ -68,6 +68,7 @@ fn structure(c: &str, members: &[(&str, Type)]) -> Type {
             offset,
             bitfield: None,
             ty: ty.clone(),
+            shown: None,
         });
         offset += ty.size() as u32;
     }
@@ -134,12 +135,12 @@ fn render(format: Format, map: &Map, view: View, entries: &[(Vec<u8>, Vec<u8>)])
     String::from_utf8(out).expect("views write UTF-8")
 }
 
-/// CSV blocks: each starts with a header row (`time,map,...`); every row has as many
+/// CSV blocks: each starts with a header row (`@time,@map,...`); every row has as many
 /// fields as its header.
 fn check_csv(name: &str, text: &str) {
     let mut width = 0;
     for record in common::csv_records(text) {
-        if record[0] == "time" {
+        if record[0] == "@time" {
             width = record.len();
         }
         assert_eq!(

@@ -22,7 +22,8 @@ use runner::spec::package::{
     Attach, AttachKind, Channel, Choice, Condition, Embedded, Entries, Event, EventMetric, Global,
     Group, Implied, Map, Package, Program, Switch, View, FORMAT_VERSION,
 };
-use runner::spec::types::{Bitfield, EnumValue, Kind, Member, Type};
+use runner::spec::types::{self, Bitfield, EnumValue, Kind, Member, Selector, Shown, Type};
+use runner::spec::vocab::ValueFormat;
 use serde_json::{json, Value};
 
 use common::{repo, run_runner, sigsnoop_package};
@@ -309,6 +310,7 @@ fn member(name: &str, offset: u32, ty: Type) -> Member {
         offset,
         bitfield: None,
         ty,
+        shown: None,
     }
 }
 
@@ -407,7 +409,20 @@ fn record(with_enums: bool) -> Type {
             }),
             ..member("high", 0, int("__u32", 4, false))
         },
-        member("c", 4, char_t.clone()),
+        Member {
+            shown: Some(Shown {
+                hidden: true,
+                selected_by: Some(Selector {
+                    member: "c".into(),
+                    cases: vec![types::Case {
+                        value: 1,
+                        member: "x".into(),
+                    }],
+                }),
+                ..Shown::format(ValueFormat::Signal, true)
+            }),
+            ..member("c", 4, char_t.clone())
+        },
         member("on", 5, ty("bool", Kind::Bool { size: 1 })),
         member("ratio", 8, ty("float", Kind::Float { size: 4 })),
         member("ptr", 16, ty("void *", Kind::Pointer { size: 8 })),

@@ -125,6 +125,15 @@ fn full() -> Value {
             },
             "data": {"view": "table"}
         },
+        "formats": {
+            "event": {
+                "ret": "errno",
+                "ts": "hide",
+                "lat": {"format": "duration:ns:ms", "hide": true},
+                "sig": {"names": "signal"},
+                "arg": {"union": "op", "cases": {"MOUNT": "mount", "7": "fsopen"}}
+            }
+        },
         "metrics": {
             "signals": {"map": "events", "labels": ["sig", "comm"], "max_series": 100, "help": "signals"}
         }
@@ -165,7 +174,15 @@ fn keys(value: &Value, out: &mut BTreeSet<String>, names_below: &[&str]) {
     if let Value::Object(map) = value {
         for (key, child) in map {
             out.insert(key.clone());
-            if names_below.contains(&key.as_str()) {
+            if key == "formats" {
+                // Struct names, then member paths, then fields.
+                let structs = child.as_object().into_iter().flat_map(|m| m.values());
+                for members in structs.filter_map(Value::as_object) {
+                    for decl in members.values() {
+                        keys(decl, out, names_below);
+                    }
+                }
+            } else if names_below.contains(&key.as_str()) {
                 // Keys below are names (of globals, programs, maps), not fields.
                 for grandchild in child.as_object().into_iter().flat_map(|m| m.values()) {
                     keys(grandchild, out, names_below);
@@ -185,7 +202,8 @@ fn schema_fields_are_the_fields_the_runner_reads() {
         &value,
         &mut written,
         &[
-            "events", "flags", "globals", "maps", "if", "unless", "attach", "implies", "metrics",
+            "events", "flags", "globals", "maps", "if", "unless", "attach", "implies", "cases",
+            "metrics",
         ],
     );
     let mut described = BTreeSet::new();
@@ -218,7 +236,7 @@ fn schema_fields_are_the_fields_the_runner_reads() {
 /// error names where.
 #[test]
 fn broken_sidecars_are_rejected_by_both_at_the_right_place() {
-    let cases: [(&str, Value, &str); 11] = [
+    let cases: [(&str, Value, &str); 13] = [
         (
             "/metrics/signals/label",
             json!(["sig"]),
@@ -234,7 +252,17 @@ fn broken_sidecars_are_rejected_by_both_at_the_right_place() {
             json!(["c"]),
             "programs.optinal: unknown key `optinal`",
         ),
-        ("/formats", json!({}), "formats: unknown key `formats`"),
+        ("/alerts", json!({}), "alerts: unknown key `alerts`"),
+        (
+            "/formats/event/ret",
+            json!("erno"),
+            "formats.event.ret: unknown format `erno`; valid ones: errno,",
+        ),
+        (
+            "/formats/event/sig/nmaes",
+            json!("signal"),
+            "formats.event.sig.nmaes: unknown key `nmaes`; expected one of `format`, `names`, `hide`, `union`, `cases`",
+        ),
         (
             "/globals/filter/hidden",
             json!("x"),
@@ -429,7 +457,7 @@ fn the_package_carries_the_declarations() {
 
     // A key a newer runner added is ignored, as anywhere in a package.
     let mut newer = pkg.clone();
-    newer["declarations"]["formats"] = json!({"event": {"ret": "errno"}});
+    newer["declarations"]["metrics"] = json!({"events": {"counter": "ret"}});
     std::fs::write(&pkg_path, serde_json::to_string(&newer).unwrap()).unwrap();
     let info = run_runner(&["info", pkg_path.to_str().unwrap()]);
     assert!(info.status.success(), "{}", info.stderr);

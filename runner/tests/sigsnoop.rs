@@ -353,7 +353,11 @@ fn table_rows(out: &str) -> Vec<Row> {
             let cells = common::cells(line);
             // A process may have an empty comm.
             assert!(cells.len() >= 5, "short row {line:?}");
-            assert!(is_hms(cells[0]), "TIME {:?} in {line:?}", cells[0]);
+            assert!(
+                common::is_time_of_day(cells[0]),
+                "TIME {:?} in {line:?}",
+                cells[0]
+            );
             let n = |i: usize| -> i64 {
                 cells[i]
                     .parse()
@@ -368,18 +372,17 @@ fn table_rows(out: &str) -> Vec<Row> {
 fn json_rows(out: &str) -> Vec<Row> {
     out.lines()
         .map(|line| {
-            let v: serde_json::Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+            let v = common::json_line(line);
             let obj = v
                 .as_object()
                 .unwrap_or_else(|| panic!("not an object: {line:?}"));
             let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
             assert_eq!(
                 keys,
-                ["time", "pid", "tpid", "sig", "ret", "comm"],
+                ["@time", "pid", "tpid", "sig", "ret", "comm"],
                 "{line}"
             );
-            let time = obj["time"].as_str().unwrap();
+            let time = obj["@time"].as_str().unwrap();
             assert!(is_rfc3339_micros(time), "time {time:?}");
             let n = |k: &str| {
                 obj[k]
@@ -397,16 +400,16 @@ fn json_rows(out: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Parse CSV: header `time,pid,tpid,sig,ret,comm`, then one record per line.
+/// Parse CSV: header `@time,pid,tpid,sig,ret,comm`, then one record per line.
 fn csv_rows(out: &str) -> Vec<Row> {
     let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("time,pid,tpid,sig,ret,comm"));
+    assert_eq!(lines.next(), Some("@time,pid,tpid,sig,ret,comm"));
     lines
         .map(|line| {
             // A comm with a comma or a quote would be quoted; none of ours has one.
             let cells: Vec<&str> = line.splitn(6, ',').collect();
             assert_eq!(cells.len(), 6, "{line:?}");
-            assert!(is_hms(cells[0]), "time {:?}", cells[0]);
+            assert!(common::is_time_of_day(cells[0]), "time {:?}", cells[0]);
             let n = |i: usize| -> i64 { cells[i].parse().unwrap_or_else(|_| panic!("{line:?}")) };
             row(n(1), n(2), n(3), n(4), cells[5])
         })
@@ -554,6 +557,126 @@ fn csv_has_header_and_exact_fields() {
     poke.finish();
     let rows = rows_of(&csv_rows(&done.stdout), &f);
     assert_rows(&rows, &expected(&f), &f, &done.stdout);
+}
+
+/// What a name that is not one of sigpoke's reads as: no row of sigpoke can match it
+/// (other processes signal too, with other signals and errors).
+const OTHER: i64 = i64::MIN;
+
+/// A signal as `--names` shows it, back to its number: only the names of the signals
+/// sigpoke sends, and `N/A` for 0 (a number never matches).
+fn signal_named(text: &str) -> i64 {
+    match text {
+        "N/A" => 0,
+        "SIGUSR1" => SIGUSR1,
+        "SIGCHLD" => SIGCHLD,
+        "SIGURG" => SIGURG,
+        "SIGWINCH" => SIGWINCH,
+        _ => OTHER,
+    }
+}
+
+/// A return as `--names` shows it, back to its number: a failed syscall's errno by name,
+/// anything else (0, signal_generate's result) as a number (a negative number never
+/// matches).
+fn ret_named(text: &str) -> i64 {
+    match text {
+        "ESRCH" => ESRCH,
+        other => other.parse().ok().filter(|n| *n >= 0).unwrap_or(OTHER),
+    }
+}
+
+/// The `--names` table: `TIME PID TPID SIG RET COMM` with names.
+fn named_table_rows(out: &str) -> Vec<Row> {
+    let mut lines = out.lines();
+    let header = lines.next().expect("a header line");
+    assert_eq!(
+        common::cells(header),
+        ["TIME", "PID", "TPID", "SIG", "RET", "COMM"]
+    );
+    lines
+        .map(|line| {
+            let cells = common::cells(line);
+            let n = |i: usize| -> i64 { cells[i].parse().unwrap() };
+            row(
+                n(1),
+                n(2),
+                signal_named(cells[3]),
+                ret_named(cells[4]),
+                &cells[5..].join(" "),
+            )
+        })
+        .collect()
+}
+
+/// The `--names` JSON lines: names, and the numbers as `sig@raw` and `ret@raw`.
+fn named_json_rows(out: &str) -> Vec<Row> {
+    out.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                ["@time", "pid", "tpid", "sig", "sig@raw", "ret", "ret@raw", "comm"],
+                "{line}"
+            );
+            let n = |k: &str| v[k].as_i64().unwrap_or_else(|| panic!("{k} in {line}"));
+            let sig = signal_named(v["sig"].as_str().unwrap());
+            let ret = ret_named(v["ret"].as_str().unwrap());
+            for (name, shown) in [("sig", sig), ("ret", ret)] {
+                let raw = n(&format!("{name}@raw"));
+                assert!(shown == OTHER || shown == raw, "{name}@raw {raw} in {line}");
+            }
+            row(n("pid"), n("tpid"), sig, ret, v["comm"].as_str().unwrap())
+        })
+        .collect()
+}
+
+/// The `--names` CSV: the same header as without, names in the cells.
+fn named_csv_rows(out: &str) -> Vec<Row> {
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("@time,pid,tpid,sig,ret,comm"));
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.splitn(6, ',').collect();
+            let n = |i: usize| -> i64 { cells[i].parse().unwrap() };
+            row(
+                n(1),
+                n(2),
+                signal_named(cells[3]),
+                ret_named(cells[4]),
+                cells[5],
+            )
+        })
+        .collect()
+}
+
+/// `--names` (`-n`), as bcc's `sigsnoop -n`: the signals and the failed syscalls' errnos
+/// by name in the table, JSON (with the numbers beside them) and CSV, every row exact.
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn names_are_shown_when_asked() {
+    common::require_bpf();
+    let mut poke = Poke::spawn();
+    let table = start(&["--names".into()]);
+    let json = start(&["-n".into(), "-o".into(), "json".into()]);
+    let csv = start(&["--names".into(), "-o".into(), "csv".into()]);
+    poke.go();
+    let (table, json, csv) = (stopped(table), stopped(json), stopped(csv));
+    let f = poke.facts;
+    poke.finish();
+    for (out, rows) in [
+        (&table.stdout, named_table_rows(&table.stdout)),
+        (&json.stdout, named_json_rows(&json.stdout)),
+        (&csv.stdout, named_csv_rows(&csv.stdout)),
+    ] {
+        assert_rows(&rows_of(&rows, &f), &expected(&f), &f, out);
+    }
+    let group = format!(
+        "\"tpid\":-{},\"sig\":\"N/A\",\"sig@raw\":0,\"ret\":\"0\",\"ret@raw\":0",
+        f.pid
+    );
+    assert!(json.stdout.contains(&group), "{group} in\n{}", json.stdout);
 }
 
 #[test]

@@ -118,9 +118,9 @@ fn varlen_json() {
     let events: Vec<Value> = done
         .stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .map(common::json_line)
         .map(|mut v: Value| {
-            v.as_object_mut().unwrap().remove("time").expect("a time");
+            v.as_object_mut().unwrap().remove("@time").expect("a time");
             v
         })
         .collect();
@@ -128,17 +128,17 @@ fn varlen_json() {
     let mut expected: Vec<Value> = calls()
         .into_iter()
         .map(|(args, mode, shown)| {
-            json!({"event": "call", "pid": pid, "mode": mode, "args_size": args_size(&args), "comm": COMM,
+            json!({"@event": "call", "pid": pid, "mode": mode, "args_size": args_size(&args), "comm": COMM,
                    "args": match shown { Ok(list) => json!(list), Err(text) => json!(text) }})
         })
         .collect();
     expected.extend(
         numbers()
             .into_iter()
-            .map(|vals| json!({"event": "numbers", "n": vals.len(), "vals": vals})),
+            .map(|vals| json!({"@event": "numbers", "n": vals.len(), "vals": vals})),
     );
-    let calls: Vec<&Value> = events.iter().filter(|e| e["event"] == "call").collect();
-    let nums: Vec<&Value> = events.iter().filter(|e| e["event"] == "numbers").collect();
+    let calls: Vec<&Value> = events.iter().filter(|e| e["@event"] == "call").collect();
+    let nums: Vec<&Value> = events.iter().filter(|e| e["@event"] == "numbers").collect();
     let found: Vec<&Value> = calls.into_iter().chain(nums).collect();
     assert_eq!(
         found,
@@ -200,9 +200,17 @@ fn varlen_csv() {
     // Two headers (one per channel), then rows of either.
     assert_eq!(
         records[0],
-        ["time", "event", "pid", "mode", "args_size", "comm", "args"]
+        [
+            "@time",
+            "@event",
+            "pid",
+            "mode",
+            "args_size",
+            "comm",
+            "args"
+        ]
     );
-    assert_eq!(records[1], ["time", "event", "n", "vals"]);
+    assert_eq!(records[1], ["@time", "@event", "n", "vals"]);
     let pid = std::process::id().to_string();
     let rows: Vec<Vec<String>> = records[2..]
         .iter()

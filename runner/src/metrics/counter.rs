@@ -163,7 +163,7 @@ impl EventTap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::cell;
+    use crate::output::cell_now;
     use crate::spec::types::{Kind, Member, Type};
 
     fn event() -> Plan {
@@ -176,6 +176,7 @@ mod tests {
             offset,
             bitfield: None,
             ty,
+            shown: None,
         };
         let comm = Type {
             c: "char[8]".into(),
@@ -265,7 +266,7 @@ mod tests {
                 let values = series
                     .labels
                     .iter()
-                    .map(|(_, node)| cell(|s| node.visit(key, 0, s)))
+                    .map(|(_, node)| cell_now(|s| node.visit(key, 0, s)))
                     .collect();
                 (values, *n)
             })

@@ -26,7 +26,7 @@ pub(crate) use names::{catalog, Kind};
 
 use crate::output::{ViewWriter, ViewWriterError};
 use crate::spec::package::{Map, Package, View};
-use crate::spec::plan::Plan;
+use crate::spec::plan::{Plan, Shows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -117,6 +117,11 @@ impl Exporter {
             shared: self.shared.clone(),
             index,
         };
-        Some(ViewWriter::through(Box::new(output), map, view))
+        Some(ViewWriter::through(
+            Box::new(output),
+            map,
+            view,
+            Shows::default(),
+        ))
     }
 }

@@ -18,7 +18,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::names::{Catalog, Family, Kind};
-use crate::output::cell;
+use crate::output::cell_now;
 use crate::spec::plan::Node;
 
 /// One sample of a view's family.
@@ -216,7 +216,10 @@ impl Collector for Scrape {
                     .labels
                     .iter()
                     .map(|(name, node)| {
-                        (name.clone(), escape_value(&cell(|s| node.visit(key, 0, s))))
+                        (
+                            name.clone(),
+                            escape_value(&cell_now(|s| node.visit(key, 0, s))),
+                        )
                     })
                     .collect();
                 ConstCounter::new(*count).encode(m.encode_family(&set)?)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::names::{Role, ViewLayout};
 use super::state::{Sample, Shared};
-use crate::output::{cell, Events, Hist, Histograms, MapTable, Output, Stamp};
+use crate::output::{cell_now, Events, Hist, Histograms, MapTable, Output, Stamp};
 use crate::spec::plan::{Node, Plan, Sink};
 
 pub(super) struct ViewOutput {
@@ -31,9 +31,9 @@ fn cells(plan: &Plan, bytes: &[u8]) -> Vec<String> {
     match &plan.root {
         Node::Record { fields } => fields
             .iter()
-            .map(|(_, node)| cell(|s| node.visit(bytes, 0, s)))
+            .map(|(_, node)| cell_now(|s| node.visit(bytes, 0, s)))
             .collect(),
-        root => vec![cell(|s| root.visit(bytes, 0, s))],
+        root => vec![cell_now(|s| root.visit(bytes, 0, s))],
     }
 }
 
@@ -99,7 +99,7 @@ fn row<'a>(
         match layout.value.iter().find(|(n, _)| n == name).map(|(_, r)| r) {
             Some(Role::Label(label)) => labels.push((
                 label.clone(),
-                super::state::escape_value(&cell(|s| node.visit(bytes, 0, s))),
+                super::state::escape_value(&cell_now(|s| node.visit(bytes, 0, s))),
             )),
             Some(Role::Gauge(family)) => gauges.push((*family, number(node, bytes))),
             _ => {}

@@ -1,7 +1,11 @@
-//! `-o csv`: a header row, then one row per event (RFC 4180 quoting). A map view is a
-//! header row, `time,map,` then the key's and the value's columns, and one row per entry;
-//! histograms have one row per bucket (`bucket_low,bucket_high,bucket_count` after the key
-//! and the labels), and one row with empty buckets for a key whose slots are all zero.
+//! `-o csv`: a header row, then one row per event (RFC 4180 quoting): `@time` (and
+//! `@event` when a package has several event structs), then one column per member. A map
+//! view is a header row, `@time,@map,` then the key's and the value's columns (`key`, or
+//! `key.<member>` for a struct; `value`, or `value.<member>`), and one row per entry;
+//! histograms have one row per bucket (`@bucket_low,@bucket_high,@bucket_count` after the
+//! key and the labels), and one row with empty buckets for a key whose slots are all zero.
+//! The runner's own columns start with `@` and a struct's members come after `key.` or
+//! `value.`, so no member name can repeat a column.
 
 use super::clock::Stamp;
 use super::model::{Events, Histograms, MapTable, Output};
@@ -26,13 +30,13 @@ fn row<S: AsRef<[u8]>>(out: &mut Vec<u8>, cells: impl IntoIterator<Item = S>) {
 
 impl Output for Csv {
     fn header(&self, events: &Events, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"time");
+        out.extend_from_slice(b"@time");
         if events.label.is_some() {
-            out.extend_from_slice(b",event");
+            out.extend_from_slice(b",@event");
         }
         for col in &events.columns {
             out.push(b',');
-            out.extend_from_slice(col.key.as_bytes());
+            csv_cell(out, col.csv.as_bytes());
         }
         out.push(b'\n');
     }
@@ -46,39 +50,44 @@ impl Output for Csv {
         for col in &events.columns {
             out.push(b',');
             self.cell.clear();
-            col.node.visit(rec, 0, &mut TextSink(&mut self.cell));
+            col.node
+                .visit(rec, 0, &mut TextSink::new(&mut self.cell, &at.ktime));
             csv_cell(out, &self.cell);
         }
         out.push(b'\n');
     }
 
     fn map_table(&self, t: &MapTable, out: &mut Vec<u8>) {
-        let front = ["time".to_string(), "map".to_string()];
+        let front = ["@time".to_string(), "@map".to_string()];
         let names = [plan_names(t.key, "key"), plan_names(t.value, "value")].concat();
         row(out, front.iter().chain(&names));
         for (k, v) in t.entries {
             let front = [t.at.hms().to_string(), t.map.to_string()];
-            let cells = [plan_cells(t.key, k), plan_cells(t.value, v)].concat();
+            let cells = [
+                plan_cells(t.key, k, &t.at.ktime),
+                plan_cells(t.value, v, &t.at.ktime),
+            ]
+            .concat();
             row(out, front.iter().chain(&cells));
         }
     }
 
     fn histograms(&self, h: &Histograms, out: &mut Vec<u8>) {
         let keyed = h.hists.iter().any(|one| one.key.is_some());
-        let mut names = vec!["time".to_string(), "map".to_string()];
+        let mut names = vec!["@time".to_string(), "@map".to_string()];
         if keyed {
             names.extend(plan_names(h.key, "key"));
         }
-        names.extend(h.labels.iter().map(|(n, _)| n.clone()));
-        names.extend(["bucket_low", "bucket_high", "bucket_count"].map(String::from));
+        names.extend(h.labels.iter().map(|(n, _)| format!("value.{n}")));
+        names.extend(["@bucket_low", "@bucket_high", "@bucket_count"].map(String::from));
         row(out, &names);
         for one in h.hists {
             let mut front = vec![h.at.hms().to_string(), h.map.to_string()];
             if let Some(key) = &one.key {
-                front.extend(plan_cells(h.key, key));
+                front.extend(plan_cells(h.key, key, &h.at.ktime));
             }
             for (_, node) in h.labels {
-                front.push(cell(|s| node.visit(&one.value, 0, s)));
+                front.push(cell(&h.at.ktime, |s| node.visit(&one.value, 0, s)));
             }
             let used = one.used();
             if used.is_empty() {

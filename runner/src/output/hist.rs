@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 
+use super::clock::Ktime;
 use super::model::{Hist, Histograms, Scale};
 use super::text::cell;
 use crate::spec::plan::Node;
@@ -66,16 +67,17 @@ fn draw_linear(slots: &[u64], unit: &str, out: &mut Vec<u8>) {
 }
 
 /// `name = value` for each field of a struct read by `node`, or `fallback = value`.
-fn named(node: &Node, bytes: &[u8], fallback: &str, parts: &mut Vec<String>) {
+fn named(node: &Node, bytes: &[u8], fallback: &str, ktime: &Ktime, parts: &mut Vec<String>) {
     match node {
         Node::Record { fields } if !fields.is_empty() => {
             for (name, field) in fields {
-                parts.push(format!("{name} = {}", cell(|s| field.visit(bytes, 0, s))));
+                let value = cell(ktime, |s| field.visit(bytes, 0, s));
+                parts.push(format!("{name} = {value}"));
             }
         }
         other => parts.push(format!(
             "{fallback} = {}",
-            cell(|s| other.visit(bytes, 0, s))
+            cell(ktime, |s| other.visit(bytes, 0, s))
         )),
     }
 }
@@ -85,11 +87,11 @@ fn named(node: &Node, bytes: &[u8], fallback: &str, parts: &mut Vec<String>) {
 pub(super) fn label(h: &Histograms, hist: &Hist) -> Option<String> {
     let key = hist.key.as_ref()?;
     let mut parts = Vec::new();
-    named(&h.key.root, key, "key", &mut parts);
+    named(&h.key.root, key, "key", &h.at.ktime, &mut parts);
     for (name, node) in h.labels {
         parts.push(format!(
             "{name} = {}",
-            cell(|s| node.visit(&hist.value, 0, s))
+            cell(&h.at.ktime, |s| node.visit(&hist.value, 0, s))
         ));
     }
     Some(parts.join(", "))

@@ -14,6 +14,7 @@ mod json;
 mod labels;
 mod model;
 mod none;
+mod shown;
 mod table;
 mod text;
 mod view;
@@ -21,7 +22,7 @@ mod view;
 pub(crate) use clock::{Clock, Stamp};
 pub use format::Format;
 pub(crate) use model::{Events, Hist, Histograms, MapTable, Output};
-pub(crate) use text::cell;
+pub(crate) use text::cell_now;
 pub use view::{ViewWriter, ViewWriterError};
 
 use crate::spec::plan::Plan;

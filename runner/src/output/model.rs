@@ -3,7 +3,7 @@
 //! histograms).
 
 use super::clock::Stamp;
-use super::text;
+use super::text::{self, unit_suffix};
 use crate::spec::plan::{Node, Plan};
 use crate::stdio::escape_controls;
 
@@ -21,10 +21,13 @@ pub(crate) trait Output {
 
 /// One column of an event: a top-level member of its struct.
 pub(crate) struct Column {
-    /// The table and CSV header (upper case).
+    /// The table header: the member's name in upper case, and the unit of a duration
+    /// shown in a fixed unit (`LAT(ms)`).
     pub name: String,
-    /// The JSON key and CSV header.
+    /// The JSON key: the member's name.
     pub key: String,
+    /// The CSV header: the member's name, and that unit (`lat(ms)`).
+    pub csv: String,
     pub node: Node,
     /// The table width values of this column usually fit.
     pub width: usize,
@@ -48,10 +51,12 @@ impl Events {
             .map(|(name, node)| {
                 // Member names come from the package: nothing in them may act on a terminal.
                 let name = escape_controls(name, false);
+                let unit = unit_suffix(node);
                 Column {
-                    name: name.to_ascii_uppercase(),
+                    name: format!("{}{unit}", name.to_ascii_uppercase()),
                     key: name.to_string(),
-                    width: text::natural_width(node).max(name.len()),
+                    csv: format!("{name}{unit}"),
+                    width: text::natural_width(node).max(name.len() + unit.len()),
                     node: node.clone(),
                 }
             })

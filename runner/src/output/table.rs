@@ -12,7 +12,7 @@ pub(super) struct Table;
 
 impl Output for Table {
     fn header(&self, events: &Events, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"TIME     ");
+        out.extend_from_slice(b"TIME         ");
         if events.label.is_some() {
             pad(out, b"EVENT", events.label_width());
         }
@@ -36,7 +36,7 @@ impl Output for Table {
         let last = events.columns.len().saturating_sub(1);
         for (i, col) in events.columns.iter().enumerate() {
             let start = out.len();
-            col.node.visit(rec, 0, &mut TextSink(out));
+            col.node.visit(rec, 0, &mut TextSink::new(out, &at.ktime));
             if i != last {
                 let written = out.len() - start;
                 out.resize(out.len() + col.width.saturating_sub(written) + 1, b' ');
@@ -48,7 +48,13 @@ impl Output for Table {
     fn map_table(&self, t: &MapTable, out: &mut Vec<u8>) {
         let mut rows = vec![[plan_headers(t.key, "KEY"), plan_headers(t.value, "VALUE")].concat()];
         for (k, v) in t.entries {
-            rows.push([plan_cells(t.key, k), plan_cells(t.value, v)].concat());
+            rows.push(
+                [
+                    plan_cells(t.key, k, &t.at.ktime),
+                    plan_cells(t.value, v, &t.at.ktime),
+                ]
+                .concat(),
+            );
         }
         let _ = writeln!(
             out,

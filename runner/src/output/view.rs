@@ -14,7 +14,7 @@ use super::format::Format;
 use super::model::{Hist, Histograms, MapTable, Output, Scale};
 use crate::spec::mapview::{self, Slots, ViewError};
 use crate::spec::package::{Map, View};
-use crate::spec::plan::{Node, Plan, PlanError, Sink};
+use crate::spec::plan::{Node, Plan, PlanError, Shows, Sink};
 use crate::spec::types::{Kind, Type};
 
 /// The most slots a histogram keyed by slot index gets: larger keys are not drawn.
@@ -73,7 +73,17 @@ fn void() -> Type {
 impl ViewWriter {
     /// A writer of `map` as `view`, which must fit the map's types.
     pub fn new(format: Format, map: &Map, view: View) -> Result<ViewWriter, ViewWriterError> {
-        Self::through(format.output(), map, view)
+        Self::showing(format, map, view, Shows::default())
+    }
+
+    /// [`ViewWriter::new`], showing the declared formats `shows` asks for.
+    pub fn showing(
+        format: Format,
+        map: &Map,
+        view: View,
+        shows: Shows,
+    ) -> Result<ViewWriter, ViewWriterError> {
+        Self::through(format.output(), map, view, shows)
     }
 
     /// A writer of `map` as `view` into `output`: a format, or the metrics of a view.
@@ -81,12 +91,15 @@ impl ViewWriter {
         output: Box<dyn Output>,
         map: &Map,
         view: View,
+        shows: Shows,
     ) -> Result<ViewWriter, ViewWriterError> {
         mapview::fits(map, view)?;
         let plan = |ty: &Option<Type>| {
-            Plan::compile(ty.as_ref().unwrap_or(&void())).map_err(|source| ViewWriterError::Plan {
-                map: map.name.clone(),
-                source,
+            Plan::compile_showing(ty.as_ref().unwrap_or(&void()), shows).map_err(|source| {
+                ViewWriterError::Plan {
+                    map: map.name.clone(),
+                    source,
+                }
             })
         };
         let (key, value) = (plan(&map.key)?, plan(&map.value)?);

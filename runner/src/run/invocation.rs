@@ -15,6 +15,7 @@ use crate::output::Format;
 use crate::spec::flags;
 use crate::spec::mapview;
 use crate::spec::package::{serde_name, AttachKind, Flag, Package, View};
+use crate::spec::plan::Shows;
 use crate::spec::verify::Verified;
 
 /// What the command line asked for, and what follows from it.
@@ -28,6 +29,8 @@ pub(crate) struct Invocation {
     pub views: Vec<(String, Option<View>)>,
     /// `--clear`: empty the shown maps after each interval's print.
     pub clear: bool,
+    /// Which declared formats are shown (`--names`: also those shown on request).
+    pub shows: Shows,
     pub verbose: bool,
     /// `--attach PROG=TARGET`, in order.
     pub attach: Vec<(String, String)>,
@@ -76,6 +79,9 @@ impl Invocation {
                 .map(|v| v.cloned().collect())
                 .unwrap_or_default(),
             clear: matches.get_flag("clear"),
+            shows: Shows {
+                names: matches.get_flag("names"),
+            },
             verbose: matches.get_flag("verbose"),
             attach: matches
                 .get_many::<(String, String)>("attach")
@@ -274,6 +280,13 @@ pub(crate) fn command(package: &Verified) -> Command {
                 .action(ArgAction::SetTrue)
                 .requires("interval")
                 .help("Empty the shown maps after each --interval print, so each shows that interval alone (as bcc tools do; default: counts add up over the run)"),
+        ))
+        .arg(runner_option(
+            Arg::new("names")
+                .short('n')
+                .long("names")
+                .action(ArgAction::SetTrue)
+                .help("Show names the program offers on request (signal and errno names, as bcc's sigsnoop -n) instead of numbers"),
         ))
         .arg(runner_option(
             Arg::new("attach")

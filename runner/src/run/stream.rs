@@ -160,7 +160,9 @@ impl Stream {
         let mut readers = Vec::new();
         for (i, event) in pkg.events.iter().enumerate() {
             let padded = event.channel.pads_records();
-            let mut writer = EventWriter::new(format, Plan::record(&event.ty, padded)?);
+            let shows = loaded.invocation().shows;
+            let plan = Plan::record_showing(&event.ty, padded, shows)?;
+            let mut writer = EventWriter::new(format, plan);
             if pkg.events.len() > 1 {
                 writer = writer.with_label(&event.struct_name);
             }

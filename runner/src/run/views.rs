@@ -53,6 +53,8 @@ fn int_leaves(node: &Node, base: usize, out: &mut Vec<(usize, usize)>) {
                 int_leaves(field, base, out);
             }
         }
+        // A number in a declared format (a total in `duration:ns`) is summed as one.
+        Node::Format { node, .. } => int_leaves(node, base, out),
         _ => {}
     }
 }
@@ -86,7 +88,7 @@ impl MapView {
         run: &Invocation,
         handle: MapHandle,
     ) -> Result<MapView, ViewWriterError> {
-        let mut writer = ViewWriter::new(run.format, map, view)?;
+        let mut writer = ViewWriter::showing(run.format, map, view, run.shows)?;
         if !run.labels.is_empty() {
             writer = writer.with_keys(&run.labels);
         }
@@ -231,6 +233,7 @@ mod tests {
             offset,
             bitfield: None,
             ty: u32_type(),
+            shown: None,
         };
         let ty = Type {
             c: "struct pair".into(),

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use btf_rs::{BtfType, Type as B};
 use fallible_iterator::FallibleIterator;
 
-use crate::spec::types::{sign_extend, Bitfield, EnumValue, Kind, Member, Type};
+use crate::spec::types::{sign_extend, Bitfield, EnumValue, Kind, Member, Shown, Type};
+use crate::spec::vocab::{Annotation, AnnotationError, Target};
 
 /// A type chain longer than this is treated as a loop in corrupt BTF.
 const MAX_DEPTH: usize = 64;
@@ -27,6 +28,8 @@ pub enum BtfError {
     TooLarge(u32),
     #[error("`{c}` has no layout ({why})")]
     NoLayout { c: String, why: &'static str },
+    #[error(transparent)]
+    Annotation(#[from] AnnotationError),
 }
 
 type Result<T> = std::result::Result<T, BtfError>;
@@ -79,8 +82,11 @@ pub struct ObjectBtf {
     /// Index = type id; entry 0 is `void`.
     types: Vec<B>,
     /// Declaration tags (`btf_decl_tag("...")`) on a type, a variable or a function,
-    /// keyed by the tagged type id. Tags on members or parameters are not kept.
+    /// keyed by the tagged type id.
     tags: BTreeMap<u32, Vec<String>>,
+    /// Declaration tags on a struct or union member, keyed by (struct id, member index).
+    /// Tags on function parameters are not kept.
+    member_tags: BTreeMap<(u32, u32), Vec<String>>,
 }
 
 impl ObjectBtf {
@@ -108,18 +114,26 @@ impl ObjectBtf {
             btf,
             types,
             tags: BTreeMap::new(),
+            member_tags: BTreeMap::new(),
         };
         let mut tags: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        let mut member_tags: BTreeMap<(u32, u32), Vec<String>> = BTreeMap::new();
         for ty in &this.types {
-            if let B::DeclTag(tag) = ty {
-                if tag.component_index().is_none() {
-                    if let Some(target) = tag.get_type_id() {
-                        tags.entry(target).or_default().push(this.name_of(tag));
-                    }
+            let B::DeclTag(tag) = ty else { continue };
+            let Some(target) = tag.get_type_id() else {
+                continue;
+            };
+            let text = this.name_of(tag);
+            match tag.component_index() {
+                None => tags.entry(target).or_default().push(text),
+                Some(i) if matches!(this.get(target), Ok(B::Struct(_) | B::Union(_))) => {
+                    member_tags.entry((target, i)).or_default().push(text)
                 }
+                Some(_) => {}
             }
         }
         this.tags = tags;
+        this.member_tags = member_tags;
         Ok(this)
     }
 
@@ -155,6 +169,18 @@ impl ObjectBtf {
     /// Every id that carries declaration tags, with its tags in BTF order.
     pub fn tagged(&self) -> impl Iterator<Item = (u32, &[String])> {
         self.tags.iter().map(|(id, tags)| (*id, tags.as_slice()))
+    }
+
+    /// Every struct member that carries declaration tags: (struct id, member index, tags).
+    pub fn member_tagged(&self) -> impl Iterator<Item = (u32, u32, &[String])> {
+        self.member_tags
+            .iter()
+            .map(|((id, i), tags)| (*id, *i, tags.as_slice()))
+    }
+
+    /// Whether `id` is a typedef.
+    pub fn is_typedef(&self, id: u32) -> bool {
+        matches!(self.get(id), Ok(B::Typedef(_)))
     }
 
     /// Every `DATASEC`, in BTF order.
@@ -355,6 +381,43 @@ impl ObjectBtf {
         })
     }
 
+    /// How member `index` of struct `parent` (spelled `c`), of type `ty`, is shown: its own
+    /// `runner:format`/`runner:names` tag, else the tag of the first typedef on its type's
+    /// chain (through arrays, for the elements), if any.
+    fn member_shown(
+        &self,
+        parent: u32,
+        index: u32,
+        ty: u32,
+        c: &str,
+        name: &str,
+    ) -> Result<Option<Shown>> {
+        let what = || format!("member `{name}` of `{c}`");
+        if let Some(tags) = self.member_tags.get(&(parent, index)) {
+            if let Some(shown) = shown_of(tags, &what())? {
+                return Ok(Some(shown));
+            }
+        }
+        let mut id = ty;
+        for _ in 0..MAX_DEPTH {
+            let t = self.get(id)?;
+            match t {
+                B::Typedef(_) => {
+                    if let Some(tags) = self.tags.get(&id) {
+                        let what = format!("typedef `{}` (of {})", self.name(id), what());
+                        if let Some(shown) = shown_of(tags, &what)? {
+                            return Ok(Some(shown));
+                        }
+                    }
+                }
+                B::Const(_) | B::Volatile(_) | B::Restrict(_) | B::TypeTag(_) | B::Array(_) => {}
+                _ => return Ok(None),
+            }
+            id = t.as_btf_type().and_then(|t| t.get_type_id()).unwrap_or(0);
+        }
+        Err(BtfError::TooDeep(ty))
+    }
+
     /// The resolved type `id`: its C spelling, kind and full layout.
     pub fn resolve(&self, id: u32) -> Result<Type> {
         let mut budget = MAX_NODES;
@@ -412,14 +475,17 @@ impl ObjectBtf {
             },
             B::Struct(s) | B::Union(s) => {
                 let mut members = Vec::with_capacity(s.members.len());
-                for m in &s.members {
+                for (i, m) in s.members.iter().enumerate() {
                     let bits = m.bitfield_size().unwrap_or(0);
                     let bit_offset = m.bit_offset();
+                    let name = self.name_of(m);
+                    let member_ty = m.get_type_id().unwrap_or(0);
                     members.push(Member {
-                        name: self.name_of(m),
+                        shown: self.member_shown(base, i as u32, member_ty, &c, &name)?,
+                        name,
                         offset: bit_offset / 8,
                         bitfield: (bits > 0).then_some(Bitfield { bit_offset, bits }),
-                        ty: self.resolve_depth(m.get_type_id().unwrap_or(0), depth + 1, budget)?,
+                        ty: self.resolve_depth(member_ty, depth + 1, budget)?,
                     });
                 }
                 let size = s.size() as u32;
@@ -437,4 +503,20 @@ impl ObjectBtf {
         };
         Ok(Type { c, kind })
     }
+}
+
+/// The format among `runner:` tags on a member or a typedef (`what`, for errors); other
+/// `runner:` tags there are errors, tags outside the namespace are not ours.
+fn shown_of(tags: &[String], what: &str) -> Result<Option<Shown>> {
+    let mut shown = None;
+    for tag in tags {
+        match Annotation::parse(tag, Target::Value, what) {
+            Some(Ok(Annotation::Format { format, on_request })) => {
+                shown = Some(Shown::format(format, on_request))
+            }
+            Some(Ok(_)) | None => {}
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+    Ok(shown)
 }

@@ -29,6 +29,7 @@ pub const RUNNER_OPTIONS: &[&str] = &[
     "interval",
     "view",
     "clear",
+    "names",
     "verbose",
     "attach",
     "no-program",

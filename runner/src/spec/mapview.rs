@@ -234,6 +234,7 @@ mod tests {
                     offset,
                     bitfield: None,
                     ty: t.clone(),
+                    shown: None,
                 };
                 offset += t.size() as u32;
                 m

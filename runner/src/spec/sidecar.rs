@@ -8,9 +8,10 @@
 //! A sidecar is written by a person, so unlike a package it is strict: an unknown key is
 //! an error naming where it is (`programs.optinal`), so a typo cannot silently do nothing.
 //! Stored in a package, the same declarations follow the package's rule instead: keys
-//! this runner does not know are ignored. New kinds of declarations (like `metrics`) are
-//! new top-level keys; one a runner must understand adds a feature to the package's
-//! `requires` (`metrics` need none: a runner without them runs the package the same).
+//! this runner does not know are ignored. New kinds of declarations (like `metrics` and
+//! `formats`) are new top-level keys; one a runner must understand adds a feature to the
+//! package's `requires` (`metrics` and `formats` need none: a runner without them runs the
+//! package the same, only presented differently).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::spec::shown_decl::{MemberDecl, MEMBER_KEYS};
 use crate::spec::vocab::View;
 
 /// A sidecar file, read and parsed; every name in it still to be checked against the
@@ -43,6 +45,9 @@ pub struct Sidecar {
     pub programs: ProgramsDecl,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub maps: BTreeMap<String, MapDecl>,
+    /// How members are shown, by struct name, then member path (`fname.depth`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub formats: BTreeMap<String, BTreeMap<String, MemberDecl>>,
     /// Counters of events that `runner run --metrics` serves, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, MetricDecl>,
@@ -291,6 +296,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "globals",
             "programs",
             "maps",
+            "formats",
             "metrics",
         ],
     ),
@@ -301,6 +307,7 @@ const KEYS: &[(&str, &[&str])] = &[
         &["groups", "optional", "if", "unless", "attach"],
     ),
     ("maps.", &["max_entries", "view", "unit"]),
+    ("formats.", MEMBER_KEYS),
     ("metrics.", &["map", "labels", "max_series", "help"]),
 ];
 
@@ -378,8 +385,7 @@ impl Sidecar {
             },
             cause,
         };
-        let sidecar =
-            parsed.map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))?;
+        // An unknown key first: a misspelt key is often why what follows does not parse.
         if let Some((parent, key)) = unknown.into_iter().next() {
             let at = if parent.is_empty() {
                 key.clone()
@@ -389,13 +395,17 @@ impl Sidecar {
             let cause = format!("unknown key `{key}`; expected one of {}", keys_of(&parent));
             return Err(error(at, cause));
         }
-        Ok(sidecar)
+        parsed.map_err(|e| error(e.path().to_string(), e.into_inner().to_string()))
     }
 
     /// Parse the declarations stored in a package: keys this runner does not know are
     /// ignored, as everywhere in a package (a newer runner may have added them).
     pub fn from_package(value: &Value) -> Result<Sidecar, String> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut value = value.clone();
+        if let Some(formats) = value.get_mut("formats") {
+            crate::spec::shown_decl::drop_unknown_formats(formats);
+        }
+        serde_path_to_error::deserialize(&value).map_err(|e| {
             let at = e.path().to_string();
             format!("{at}: {}", e.into_inner())
         })
@@ -445,6 +455,8 @@ mod tests {
               "maps": {"start": {"max_entries": "pid_max"},
                        "hists": {"max_entries": {"if": "per_pid", "then": "pid_max", "else": 1},
                                  "view": "log2_hist", "unit": "usecs"}},
+              "formats": {"event": {"ret": "errno", "ts": "hide",
+                                    "arg": {"union": "op", "cases": {"MOUNT": "mount"}}}},
               "metrics": {"signals": {"map": "events", "labels": ["sig", "comm"],
                                       "max_series": 50, "help": "signals by number"}}
             }"#,
@@ -473,6 +485,12 @@ mod tests {
             ("globals.targ_uid", names(&full["globals"]["targ_uid"])),
             ("programs", names(&full["programs"])),
             ("maps.hists", names(&full["maps"]["hists"])),
+            (
+                "formats.event.arg",
+                ["format", "names", "hide", "union", "cases"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
             ("metrics.signals", names(&full["metrics"]["signals"])),
         ] {
             let listed: Vec<String> = value.iter().map(|k| format!("`{k}`")).collect();
@@ -498,9 +516,16 @@ mod tests {
             "sidecar `x.runner.json`: programs.optinal: unknown key `optinal`; expected one of `groups`, `optional`, `if`, `unless`, `attach`"
         );
         assert_eq!(
-            parse(r#"{"formats": {}}"#).unwrap_err(),
-            "sidecar `x.runner.json`: formats: unknown key `formats`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `metrics`"
+            parse(r#"{"alerts": {}}"#).unwrap_err(),
+            "sidecar `x.runner.json`: alerts: unknown key `alerts`; expected one of `$schema`, `description`, `events`, `flags`, `globals`, `programs`, `maps`, `formats`, `metrics`"
         );
+        assert_eq!(
+            parse(r#"{"formats": {"event": {"fname.depth": {"hdie": true}}}}"#).unwrap_err(),
+            "sidecar `x.runner.json`: formats.event.fname.depth.hdie: unknown key `hdie`; expected one of `format`, `names`, `hide`, `union`, `cases`"
+        );
+        assert!(parse(r#"{"formats": {"event": {"ret": "erno"}}}"#)
+            .unwrap_err()
+            .starts_with("sidecar `x.runner.json`: formats.event.ret: unknown format `erno`; valid ones: errno,"));
         assert_eq!(
             parse(r#"{"globals": {"g": {"defualt": 1}}}"#).unwrap_err(),
             "sidecar `x.runner.json`: globals.g.defualt: unknown key `defualt`; expected one of `default`, `help`, `hide`, `implies`"
@@ -517,7 +542,8 @@ mod tests {
             .unwrap_err()
             .ends_with("flags.k.hlep: unknown key `hlep`; expected one of `help`"));
         // In a package the same keys are ignored: a newer runner may have added them.
-        let newer = serde_json::json!({"formats": {}, "programs": {"optional": ["x"], "later": 1}});
+        let newer = serde_json::json!({"metrics": {}, "programs": {"optional": ["x"], "later": 1},
+            "formats": {"event": {"ret": {"format": "errno", "color": "red"}}}});
         assert_eq!(
             Sidecar::from_package(&newer).unwrap().programs.optional,
             ["x"]

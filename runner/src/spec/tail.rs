@@ -72,6 +72,7 @@ mod tests {
             offset,
             bitfield: None,
             ty,
+            shown: None,
         }
     }
 

@@ -4,7 +4,9 @@
 //! The BTF walker (`btf.rs`) produces these, the package stores them, the flag generator
 //! reads globals through them and the decoder (`plan.rs`) compiles them into readers.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::spec::vocab::ValueFormat;
 
 /// A type with its C spelling (`pid_t`, `struct event`, `char[16]`) and its resolved kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +104,94 @@ pub struct Member {
     pub bitfield: Option<Bitfield>,
     #[serde(rename = "type")]
     pub ty: Type,
+    /// How its values are shown, when the program declares it (for an array of numbers:
+    /// each element). A format this runner does not know reads as none: formats are
+    /// presentation.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_shown"
+    )]
+    pub shown: Option<Shown>,
+}
+
+/// How a member is shown, as the program declares it: a format (a `runner:format=` or
+/// `runner:names=` tag on the member or on a typedef of its type, or its sidecar's
+/// `formats`), or, from the sidecar, hidden, or for a union, only the member another
+/// member selects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<ValueFormat>,
+    /// The format only when the run asks for names (`runner run --names`); the number
+    /// otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub on_request: bool,
+    /// Not shown at all.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    /// For a union: show only the member that another member of the struct selects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_by: Option<Selector>,
+}
+
+impl Shown {
+    /// The format shown in a run that shows names (`--names`) or not, if any.
+    pub fn shown_format(&self, names: bool) -> Option<&ValueFormat> {
+        self.format.as_ref().filter(|_| names || !self.on_request)
+    }
+
+    /// Shown in `format` (only on request).
+    pub fn format(format: ValueFormat, on_request: bool) -> Shown {
+        Shown {
+            format: Some(format),
+            on_request,
+            ..Shown::default()
+        }
+    }
+}
+
+/// Which member of a union is shown: the one a discriminant says (mountsnoop's `op`
+/// says whether the union holds a mount's or an umount's arguments).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selector {
+    /// The member of the same struct that holds the discriminant (an integer or enum).
+    pub member: String,
+    /// The union member each value selects; for any other value every member is shown.
+    pub cases: Vec<Case>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    #[serde(with = "enum_value")]
+    pub value: i128,
+    pub member: String,
+}
+
+/// A member's `shown` as a package spells it; a format this runner does not know reads
+/// as none (the rest is kept).
+fn known_shown<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Shown>, D::Error> {
+    #[derive(Deserialize)]
+    struct Spelled {
+        #[serde(default)]
+        format: Option<String>,
+        #[serde(default)]
+        on_request: bool,
+        #[serde(default)]
+        hidden: bool,
+        #[serde(default)]
+        selected_by: Option<Selector>,
+    }
+    let Some(s) = Option::<Spelled>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let shown = Shown {
+        format: s.format.and_then(|f| ValueFormat::parse(&f).ok()),
+        on_request: s.on_request,
+        hidden: s.hidden,
+        selected_by: s.selected_by,
+    };
+    Ok((shown != Shown::default()).then_some(shown))
 }
 
 /// Where a bitfield's bits are, counted from the start of the enclosing struct.

@@ -117,6 +117,7 @@ mod tests {
             offset,
             bitfield: None,
             ty,
+            shown: None,
         };
         let ty = Type {
             c: "struct s".into(),

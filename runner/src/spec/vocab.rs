@@ -71,6 +71,194 @@ impl View {
     }
 }
 
+/// A unit of time, for `ktime` and `duration` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimeUnit {
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl TimeUnit {
+    const ALL: [(TimeUnit, &'static str); 4] = [
+        (TimeUnit::Ns, "ns"),
+        (TimeUnit::Us, "us"),
+        (TimeUnit::Ms, "ms"),
+        (TimeUnit::S, "s"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(u, _)| *u == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    fn from_name(name: &str) -> Option<TimeUnit> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(u, _)| *u)
+    }
+
+    /// How many nanoseconds one of this unit is.
+    pub fn nanos(self) -> u64 {
+        match self {
+            TimeUnit::Ns => 1,
+            TimeUnit::Us => 1_000,
+            TimeUnit::Ms => 1_000_000,
+            TimeUnit::S => 1_000_000_000,
+        }
+    }
+}
+
+/// A named set of bit flags, for `flags:<set>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagSet {
+    /// open(2) flags: `O_RDONLY|O_CLOEXEC`.
+    Open,
+}
+
+/// How a value is shown: the `runner:format=<format>` a member or a typedef declares
+/// (`spec::names` holds the tables, `output::shown` renders).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// A syscall's return: a negative errno as its name (`ENOENT`), anything else as is.
+    Errno,
+    /// A signal number: `SIGKILL`; bit 0x80 set on a signal is a core dump (the low byte
+    /// of a task's exit code, as exitsnoop reports it).
+    Signal,
+    /// A syscall number: its name on this machine (`openat`).
+    Syscall,
+    /// A CLOCK_MONOTONIC stamp (`bpf_ktime_get_ns`) in this unit, as wall-clock time.
+    Ktime(TimeUnit),
+    /// A time span held in `unit`, shown in `shown` (a number under a header that says the
+    /// unit), or, with no `shown`, in the unit that reads best (`1.25ms`).
+    Duration {
+        unit: TimeUnit,
+        shown: Option<TimeUnit>,
+    },
+    /// A kernel `dev_t` as `major:minor` (major = v >> 20, minor = v & 0xfffff).
+    Dev,
+    /// An IPv4 address held in network byte order (`__u32`, `__u8[4]`).
+    Ipv4,
+    /// An IPv6 address (`__u8[16]`, `__u32[4]`, `unsigned __int128`).
+    Ipv6,
+    /// An IPv4 or IPv6 address, as the member named here says (4 or AF_INET: IPv4; 6 or
+    /// AF_INET6: IPv6), held in the first bytes of this one.
+    Ip(String),
+    /// An integer in hexadecimal: an address, a mask.
+    Hex,
+    /// An integer in octal: a file mode.
+    Octal,
+    /// An unsigned integer read as two's complement (a `__u32` holding a negative pgid).
+    Signed,
+    /// Bit flags by name.
+    Flags(FlagSet),
+}
+
+/// The formats, as an error lists them.
+pub const VALUE_FORMATS: &str = "errno, signal, syscall, ktime[:ns|us|ms|s], duration[:UNIT[:SHOWN UNIT]] (units ns, us, ms, s), dev, ipv4, ipv6, ip:<member holding the family>, hex, octal, signed, flags:open";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format `{0}`; valid ones: {VALUE_FORMATS}")]
+pub struct UnknownFormat(pub String);
+
+impl ValueFormat {
+    /// Parse `errno`, `duration:ns:ms`, `flags:open`...
+    pub fn parse(text: &str) -> Result<ValueFormat, UnknownFormat> {
+        let unknown = || UnknownFormat(text.to_string());
+        let mut parts = text.split(':');
+        let head = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        let unit = |at: usize| match args.get(at) {
+            None => Ok(None),
+            Some(u) => TimeUnit::from_name(u).map(Some).ok_or_else(unknown),
+        };
+        let format = match (head, args.len()) {
+            ("errno", 0) => ValueFormat::Errno,
+            ("signal", 0) => ValueFormat::Signal,
+            ("syscall", 0) => ValueFormat::Syscall,
+            ("dev", 0) => ValueFormat::Dev,
+            ("ipv4", 0) => ValueFormat::Ipv4,
+            ("ipv6", 0) => ValueFormat::Ipv6,
+            ("hex", 0) => ValueFormat::Hex,
+            ("octal", 0) => ValueFormat::Octal,
+            ("signed", 0) => ValueFormat::Signed,
+            ("ktime", 0 | 1) => ValueFormat::Ktime(unit(0)?.unwrap_or(TimeUnit::Ns)),
+            ("duration", 0..=2) => ValueFormat::Duration {
+                unit: unit(0)?.unwrap_or(TimeUnit::Ns),
+                shown: unit(1)?,
+            },
+            ("ip", 1) if is_identifier(args[0]) => ValueFormat::Ip(args[0].to_string()),
+            ("flags", 1) if args[0] == "open" => ValueFormat::Flags(FlagSet::Open),
+            _ => return Err(unknown()),
+        };
+        Ok(format)
+    }
+
+    /// Whether the format turns a number into a name, so that a program may ask for it
+    /// only on request (`runner:names=`, shown with `runner run --names`).
+    pub fn names(&self) -> bool {
+        matches!(
+            self,
+            ValueFormat::Errno | ValueFormat::Signal | ValueFormat::Syscall | ValueFormat::Flags(_)
+        )
+    }
+
+    /// Whether JSON keeps the number beside what the format shows (`"ret@raw": -2`): for
+    /// every format but those whose text is the value itself, exactly (an address, a number
+    /// in another base).
+    pub fn keeps_raw(&self) -> bool {
+        !matches!(
+            self,
+            ValueFormat::Hex
+                | ValueFormat::Octal
+                | ValueFormat::Signed
+                | ValueFormat::Ipv4
+                | ValueFormat::Ipv6
+                | ValueFormat::Ip(_)
+        )
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl std::fmt::Display for ValueFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueFormat::Errno => f.write_str("errno"),
+            ValueFormat::Signal => f.write_str("signal"),
+            ValueFormat::Syscall => f.write_str("syscall"),
+            ValueFormat::Dev => f.write_str("dev"),
+            ValueFormat::Ipv4 => f.write_str("ipv4"),
+            ValueFormat::Ipv6 => f.write_str("ipv6"),
+            ValueFormat::Hex => f.write_str("hex"),
+            ValueFormat::Octal => f.write_str("octal"),
+            ValueFormat::Signed => f.write_str("signed"),
+            ValueFormat::Ktime(TimeUnit::Ns) => f.write_str("ktime"),
+            ValueFormat::Ktime(unit) => write!(f, "ktime:{}", unit.name()),
+            ValueFormat::Duration { unit, shown: None } => write!(f, "duration:{}", unit.name()),
+            ValueFormat::Duration {
+                unit,
+                shown: Some(shown),
+            } => write!(f, "duration:{}:{}", unit.name(), shown.name()),
+            ValueFormat::Ip(member) => write!(f, "ip:{member}"),
+            ValueFormat::Flags(FlagSet::Open) => f.write_str("flags:open"),
+        }
+    }
+}
+
+impl Serialize for ValueFormat {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The section `runner build` anchors the program's own structs in (libbpf ignores it).
 pub const KEEP_SECTION: &str = ".runner.keep";
 
@@ -224,6 +412,8 @@ pub enum Target {
     Map,
     Global,
     Program,
+    /// A struct or union member, or a typedef: what a value is read as.
+    Value,
 }
 
 impl Target {
@@ -232,6 +422,7 @@ impl Target {
             Target::Map => "a map",
             Target::Global => "a global",
             Target::Program => "a program",
+            Target::Value => "a struct member or a typedef",
         }
     }
 }
@@ -251,6 +442,12 @@ pub enum Annotation {
     View(View),
     /// On a map: the unit of its histogram's values (`usecs`), for the header.
     Unit(String),
+    /// On a member or a typedef: how its values are shown; `on_request` (`runner:names=`)
+    /// only when the run asks for names.
+    Format {
+        format: ValueFormat,
+        on_request: bool,
+    },
     /// On a ring buffer: its records wake the reader when this global is set (the reader
     /// sleeps) or the ring is a quarter full, and otherwise never (`runner/ring.h`).
     Wakeup(String),
@@ -309,6 +506,8 @@ const ANNOTATIONS: &[(&str, Target, &str)] = &[
     ("unless", Target::Program, "<bool global>"),
     ("view", Target::Map, "table|log2_hist|linear_hist"),
     ("unit", Target::Map, "<unit>"),
+    ("format", Target::Value, "<format>"),
+    ("names", Target::Value, "errno|signal|syscall|flags:<set>"),
     (
         "metric",
         Target::Map,
@@ -355,6 +554,18 @@ pub enum AnnotationError {
         what: String,
         view: String,
     },
+    #[error("annotation `{tag}` on {what}: {cause}")]
+    UnknownFormat {
+        tag: String,
+        what: String,
+        cause: UnknownFormat,
+    },
+    #[error("annotation `{tag}` on {what}: `{format}` shows no names, so it is shown always: use runner:format={format}")]
+    NotNames {
+        tag: String,
+        what: String,
+        format: ValueFormat,
+    },
     #[error("annotation `{tag}` on {what}: expected runner:metric=<name>[:<member>,...[:<max series>]], names being C identifiers")]
     BadMetric { tag: String, what: String },
 }
@@ -395,6 +606,9 @@ impl Annotation {
                 form,
             });
         }
+        if key == "format" || key == "names" {
+            return Self::format(tag, key, value, what);
+        }
         let value = value.to_string();
         Ok(match key {
             "event" => Annotation::Event(value),
@@ -423,6 +637,31 @@ impl Annotation {
                 }
             },
         })
+    }
+}
+
+impl Annotation {
+    /// `runner:format=<format>` or `runner:names=<format that shows names>`.
+    fn format(
+        tag: &str,
+        key: &str,
+        value: &str,
+        what: &str,
+    ) -> Result<Annotation, AnnotationError> {
+        let format = ValueFormat::parse(value).map_err(|cause| AnnotationError::UnknownFormat {
+            tag: tag.into(),
+            what: what.into(),
+            cause,
+        })?;
+        let on_request = key == "names";
+        if on_request && !format.names() {
+            return Err(AnnotationError::NotNames {
+                tag: tag.into(),
+                what: what.into(),
+                format,
+            });
+        }
+        Ok(Annotation::Format { format, on_request })
     }
 }
 

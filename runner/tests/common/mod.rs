@@ -371,3 +371,28 @@ pub fn set_comm(name: &str) {
     let rc = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
     assert_eq!(rc, 0, "PR_SET_NAME");
 }
+
+/// `HH:MM:SS.mmm`: the time of day a table row and a CSV row start with.
+pub fn is_time_of_day(s: &str) -> bool {
+    let b = s.as_bytes();
+    let two = |at: usize, max: u8| {
+        b[at].is_ascii_digit()
+            && b[at + 1].is_ascii_digit()
+            && (b[at] - b'0') * 10 + (b[at + 1] - b'0') <= max
+    };
+    b.len() == 12
+        && two(0, 23)
+        && b[2] == b':'
+        && two(3, 59)
+        && b[5] == b':'
+        && two(6, 60)
+        && b[8] == b'.'
+        && b[9..].iter().all(u8::is_ascii_digit)
+}
+
+/// One line of the runner's JSON output, parsed strictly: not JSON, or an object with a
+/// key twice at any depth (which serde_json and jq would read as the last one), panics.
+pub fn json_line(line: &str) -> serde_json::Value {
+    runner::spec::json::parse(line.as_bytes())
+        .unwrap_or_else(|e| panic!("not JSON with unique keys ({e}): {line}"))
+}

@@ -1,5 +1,6 @@
 //! The `runner:` annotations of an object, parsed once from its BTF declaration tags and
-//! indexed by what they are on: a map, a global or a program. A tag the runner does not
+//! indexed by what they are on: a map, a global or a program. (Formats, on struct members
+//! and typedefs, are read by the BTF walker with the types they apply to.) A tag the runner does not
 //! know, or one on the wrong kind of thing, fails the pack with a message that lists the
 //! valid ones.
 
@@ -47,6 +48,13 @@ impl Annotations {
             for tag in tags {
                 let parsed = match targets.get(&id) {
                     Some((target, what)) => Annotation::parse(tag, *target, what),
+                    // A typedef's format is read with the member it types (`spec::btf`);
+                    // here it is only checked, even on a typedef nothing uses.
+                    None if btf.is_typedef(id) => {
+                        let what = format!("typedef `{}`", btf.name(id));
+                        Annotation::parse(tag, Target::Value, &what).transpose()?;
+                        None
+                    }
                     None if tag.starts_with("runner:") => {
                         return Err(AnnotationError::Unknown {
                             tag: tag.clone(),
@@ -58,6 +66,18 @@ impl Annotations {
                 if let Some(annotation) = parsed {
                     by_id.entry(id).or_default().push(annotation?);
                 }
+            }
+        }
+        for (id, index, tags) in btf.member_tagged() {
+            let members = btf.members(id).unwrap_or_default();
+            let member = members.get(index as usize).map(|(n, _)| n.clone());
+            let what = format!(
+                "member `{}` of `{}`",
+                member.unwrap_or_default(),
+                btf.c_name(id).unwrap_or_default()
+            );
+            for tag in tags {
+                Annotation::parse(tag, Target::Value, &what).transpose()?;
             }
         }
         let mut this = Annotations {

@@ -3,13 +3,15 @@
 //! value against the type it is for, and the description gains what the front end of the
 //! program would have done: switches, package defaults, hidden and implied globals,
 //! program conditions, optional programs, alternative groups, uprobe targets, map sizes,
-//! views and units, counters of events for `--metrics`. An error names the place in the sidecar (`programs.optional[2]`).
+//! views and units, counters of events for `--metrics`, and how members are shown
+//! (`formats`). An error names the place in the sidecar (`programs.optional[2]`).
 
 use serde_json::Value;
 
 use super::description::Description;
 use super::error::PackError;
 use super::metrics;
+use super::shown;
 use crate::spec::flags::{self, RUNNER_OPTIONS};
 use crate::spec::mapview;
 use crate::spec::package::{AttachKind, Condition, Flag, Implied, Switch};
@@ -43,7 +45,8 @@ pub(super) fn apply(d: &mut Description, sidecar: &Sidecar) -> Result<(), PackEr
     }
     programs(d, sidecar)?;
     maps(d, sidecar)?;
-    metrics::declare(&mut d.events, &sidecar.metrics)
+    metrics::declare(&mut d.events, &sidecar.metrics)?;
+    shown::apply(d, &sidecar.formats)
 }
 
 fn switches(d: &mut Description, sidecar: &Sidecar) -> Result<(), PackError> {

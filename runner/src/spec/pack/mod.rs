@@ -17,6 +17,7 @@ mod globals;
 mod maps;
 mod metrics;
 mod programs;
+mod shown;
 
 use crate::spec::btf::ObjectBtf;
 use crate::spec::elf::ElfInfo;
