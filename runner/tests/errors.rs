@@ -310,7 +310,9 @@ fn run_help_shows_the_description_and_every_option() {
             "--failed_only[=<BOOL>] only signals whose delivery failed [bool, default false]",
             "--syscalls_only[=<BOOL>] trace only the kill, tkill and tgkill syscalls [bool, default false]",
             // The runner's own options.
-            "-o, --output <FORMAT> How events are printed [default: table] [possible values: table, json, csv]",
+            "-o, --output <FORMAT> How events are printed (none: not at all, for a run that only serves --metrics) [default: table] [possible values: table, json, csv, none]",
+            "--metrics <ADDR>",
+            "-n, --names",
             "--duration <SECONDS> Stop after this long",
             "-v, --verbose",
             "--attach <PROG=TARGET>",
