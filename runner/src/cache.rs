@@ -1,10 +1,11 @@
-//! The cache of generated headers (`vmlinux.h` per kernel BTF) that `runner build` keeps,
+//! The runner's cache: the headers `runner build` generates (`vmlinux.h` per kernel BTF) and
+//! the kernel BTF subsets `runner run` makes ([`crate::run::kernel_btf`]), kept
 //! trusting nothing it did not write itself: the directory is private (created 0700, owned
 //! by this user, its parent not writable by others; never a shared `/tmp` path), files are
 //! created under unpredictable names (`tempfile`, `O_EXCL`) and renamed into place, and
 //! each starts with a line holding the sha256 of the rest, checked with the file's owner
 //! and mode on every read. Anything that fails a check is not used; the cache is only ever
-//! a shortcut, so a build without one still works.
+//! a shortcut, so a build or a run without one still works.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{
@@ -152,6 +153,13 @@ pub fn store(name: &str, content: &[u8]) {
         Ok(())
     };
     let _ = write();
+}
+
+/// Drop what is kept under `name`, if anything.
+pub fn remove(name: &str) {
+    if let Some(dir) = dir() {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use libbpf_rs::{ObjectBuilder, OpenObject};
 
 use super::error::RunError;
 use super::invocation::Invocation;
+use super::kernel_btf::Subset;
 use crate::kernel;
 use crate::spec::verify::Verified;
 use crate::spec::vocab::DataSection;
@@ -19,7 +20,13 @@ pub(crate) struct Configured {
 }
 
 impl Configured {
-    pub fn new(package: Verified, run: Invocation) -> anyhow::Result<Configured> {
+    /// `subset`: the kernel BTF subset CO-RE relocations read, if one is cached; it
+    /// must stay open until the object is loaded.
+    pub fn new(
+        package: Verified,
+        run: Invocation,
+        subset: Option<&Subset>,
+    ) -> anyhow::Result<Configured> {
         let pkg = package.package();
         let open_err = |e: libbpf_rs::Error| RunError::Open {
             name: pkg.name.clone(),
@@ -28,6 +35,9 @@ impl Configured {
         let mut builder = ObjectBuilder::default();
         // Named, or libbpf would name the maps after the buffer's address.
         builder.name(&pkg.name).map_err(open_err)?;
+        if let Some(subset) = subset {
+            builder.btf_custom_path(subset.path()).map_err(open_err)?;
+        }
         let mut open = builder.open_memory(package.object()).map_err(open_err)?;
         for (index, bytes) in &run.values {
             let global = &pkg.globals[*index];

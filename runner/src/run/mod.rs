@@ -17,6 +17,8 @@
 //!
 //! A program that fails to load or attach and may be left out (optional, or with an
 //! alternative left) is: the selection decides again and the object is opened anew.
+//! CO-RE relocations read a cached subset of the kernel's BTF when there is one
+//! ([`kernel_btf`]); a load that fails with it is tried again without it.
 
 mod attach;
 mod choices;
@@ -25,6 +27,7 @@ mod configure;
 mod error;
 mod fleet;
 mod invocation;
+pub(crate) mod kernel_btf;
 mod load;
 mod poll;
 mod signals;
@@ -93,15 +96,34 @@ fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::R
     for note in notes {
         crate::note!("runner: {note}");
     }
+    let mut subset = kernel_btf::cached(&package);
     loop {
         run.enabled = selection.enabled().to_vec();
-        let attempt = Configured::new(package.clone(), run.clone())
+        let attempt = Configured::new(package.clone(), run.clone(), subset.as_ref())
             .and_then(Loaded::new)
             .and_then(Attached::new);
         let error = match attempt {
-            Ok(attached) => return Ok(attached),
+            Ok(attached) => {
+                match &subset {
+                    Some(s) if run.verbose => crate::note!(
+                        "runner: CO-RE relocations read the cached subset of the kernel BTF ({} bytes)",
+                        s.len()
+                    ),
+                    Some(_) => {}
+                    None => kernel_btf::remember(&package),
+                }
+                return Ok(attached);
+            }
             Err(error) => error,
         };
+        if subset.take().is_some() {
+            kernel_btf::forget(&package);
+            crate::note!(
+                "runner: loading with the cached subset of the kernel BTF failed ({error:#}); \
+                 trying with the full kernel BTF"
+            );
+            continue;
+        }
         let Some(program) = error
             .downcast_ref::<RunError>()
             .and_then(RunError::program)

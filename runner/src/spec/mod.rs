@@ -4,6 +4,7 @@
 //! [`crate::channel`], [`crate::kernel`]); the same inputs always give the same outputs.
 
 pub(crate) mod btf;
+pub mod core_btf;
 pub(crate) mod elf;
 pub(crate) mod eunomia;
 pub mod flags;
