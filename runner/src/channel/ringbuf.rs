@@ -1,5 +1,9 @@
-//! A `BPF_MAP_TYPE_RINGBUF` channel, read through libbpf's ring reader one ring at a time,
-//! in batches of bounded size. The kernel does not count what a full ring refuses; the
+//! A `BPF_MAP_TYPE_RINGBUF` channel, read in batches of bounded size by a reader of our own
+//! that maps the ring's data once. The kernel offers the data twice in a row, so that a
+//! record that wraps past the end reads as one piece; libbpf maps both copies, and since
+//! the kernel populates the whole mapping at mmap time, a 1 MiB ring costs 2 MiB of
+//! resident memory. Mapped once, it costs 1 MiB, and the rare record that wraps is
+//! copied into a buffer in two pieces. The kernel does not count what a full ring refuses; the
 //! program may (`runner:lost`), and then that count is this channel's. Otherwise the
 //! reader looks at the ring's producer and consumer positions before each batch: only the
 //! reader frees room, so if there is less than one record's room left then, the ring has
@@ -9,22 +13,167 @@
 //! A ring whose program submits through `runner/ring.h` has a [`WakeFlag`]: its records
 //! wake the reader while the reader says it sleeps, so it needs no drain timer when idle.
 
-use std::ffi::{c_int, c_void};
 use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::ptr::NonNull;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use libbpf_rs::libbpf_sys as sys;
-use libbpf_rs::MapHandle;
+use libbpf_rs::{MapCore as _, MapHandle};
 
-use super::source::{Channel, LostCounter, Slot};
-use super::wakeup::WakeFlag;
+use super::source::{Channel, LostCounter};
+use super::wakeup::{page_size, WakeFlag};
+
+// The record header the kernel writes (BPF_RINGBUF_HDR_SZ) and its flags.
+const HEADER: u64 = 8;
+const BUSY: u32 = 1 << 31;
+const DISCARD: u32 = 1 << 30;
+
+/// One shared mapping of a ring map's descriptor, unmapped on drop.
+struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: BorrowedFd<'_>, len: usize, prot: i32, offset: usize) -> std::io::Result<Mapping> {
+        // SAFETY: a fresh shared mapping of the descriptor; the kernel checks that the
+        // offset and length lie within the ring's pages and that only the consumer page
+        // is writable.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                offset as libc::off_t,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let base =
+            NonNull::new(base.cast()).ok_or_else(|| std::io::Error::other("mmap gave null"))?;
+        Ok(Mapping { base, len })
+    }
+
+    /// The 8-byte position at the start of the mapping (page aligned, so aligned).
+    fn position(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is at least a page long and lives as long as `self`; the
+        // kernel and this reader access the position only atomically.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().cast()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped; nothing borrows it any more.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The ring as mapped: positions and data, read the way the kernel writes them.
+struct Ring {
+    /// The consumer page (writable: the reader's position).
+    consumer: Mapping,
+    /// The producer page, then the data pages once (read-only).
+    producer: Mapping,
+    page: usize,
+    /// The data's size, a power of two.
+    size: u64,
+    /// Where a record that wraps past the end of the data is put together.
+    wrapped: Vec<u8>,
+}
+
+impl Ring {
+    fn open(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Ring> {
+        let page = page_size();
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        Ok(Ring {
+            consumer: Mapping::new(fd, page, rw, 0)?,
+            producer: Mapping::new(fd, page + size as usize, libc::PROT_READ, page)?,
+            page,
+            size,
+            wrapped: Vec::new(),
+        })
+    }
+
+    /// Bytes published and not yet consumed.
+    fn waiting(&self) -> u64 {
+        let cons = self.consumer.position().load(Ordering::Acquire);
+        let prod = self.producer.position().load(Ordering::Acquire);
+        prod.saturating_sub(cons)
+    }
+
+    /// The `len` bytes of data at ring position `pos`, in one piece.
+    fn record(&mut self, pos: u64, len: usize) -> &[u8] {
+        let at = (pos & (self.size - 1)) as usize;
+        let first = len.min(self.size as usize - at);
+        // SAFETY: the data is mapped at `page` for `size` bytes.
+        let data = unsafe { self.producer.base.as_ptr().add(self.page) };
+        // SAFETY: `at + first <= size`, inside the data; the producer does not write these
+        // bytes until the consumer position passes them, which happens after the caller
+        // is done with the slice.
+        let head = unsafe { std::slice::from_raw_parts(data.add(at), first) };
+        if first == len {
+            return head;
+        }
+        self.wrapped.clear();
+        self.wrapped.extend_from_slice(head);
+        // SAFETY: the rest starts at the beginning of the data and is shorter than it.
+        let tail = unsafe { std::slice::from_raw_parts(data, len - first) };
+        self.wrapped.extend_from_slice(tail);
+        &self.wrapped
+    }
+
+    /// The record header at ring position `pos`: its length word, read as the kernel
+    /// publishes it (an 8-byte aligned header never wraps).
+    fn header(&self, pos: u64) -> u32 {
+        let at = self.page + (pos & (self.size - 1)) as usize;
+        // SAFETY: inside the data mapping, 8-byte aligned; the kernel writes it atomically.
+        unsafe { AtomicU32::from_ptr(self.producer.base.as_ptr().add(at).cast()) }
+            .load(Ordering::Acquire)
+    }
+
+    /// Hand at most `max` submitted records to `on_record`, as [`Channel::consume`]; a
+    /// discarded record is skipped, and a record still reserved stops the batch (the
+    /// records after it wait for it).
+    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize {
+        let mut cons = self.consumer.position().load(Ordering::Acquire);
+        let mut prod = self.producer.position().load(Ordering::Acquire);
+        let mut handed = 0;
+        while handed < max {
+            if cons >= prod {
+                // Caught up: look once more for records published meanwhile.
+                prod = self.producer.position().load(Ordering::Acquire);
+                if cons >= prod {
+                    break;
+                }
+            }
+            let word = self.header(cons);
+            if word & BUSY != 0 {
+                break;
+            }
+            let len = (word & !(BUSY | DISCARD)) as usize;
+            let next = cons + (len as u64 + HEADER).div_ceil(8) * 8;
+            let mut more = true;
+            if word & DISCARD == 0 {
+                more = on_record(self.record(cons + HEADER, len));
+                handed += 1;
+            }
+            cons = next;
+            self.consumer.position().store(cons, Ordering::Release);
+            if !more {
+                break;
+            }
+        }
+        handed
+    }
+}
 
 pub(super) struct Ringbuf {
     name: String,
-    rb: NonNull<sys::ring_buffer>,
-    ring: NonNull<sys::ring>,
-    slot: NonNull<Slot>,
+    ring: Ring,
     counter: Option<LostCounter>,
     /// Room one record of the channel's struct takes (header included, 8-byte aligned).
     record_room: u64,
@@ -32,21 +181,8 @@ pub(super) struct Ringbuf {
     times_full: u64,
     /// The program's flag for "the reader sleeps", when it submits through `runner/ring.h`.
     wake: Option<Rc<WakeFlag>>,
-    /// Keeps the map's descriptor open: the reader's mapping and our epoll use it.
+    /// Keeps the map's descriptor open: our epoll uses it.
     map: MapHandle,
-}
-
-unsafe extern "C" fn on_sample(ctx: *mut c_void, data: *mut c_void, size: sys::size_t) -> c_int {
-    // SAFETY: libbpf hands a record of `size` bytes inside the mapped ring, valid for the
-    // duration of this call; `ctx` is our slot, called back from inside `Slot::with`.
-    unsafe {
-        let record = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
-        if !Slot::deliver(ctx, record) {
-            // libbpf counts this record as consumed and returns.
-            return -1;
-        }
-    }
-    0
 }
 
 impl Ringbuf {
@@ -58,46 +194,17 @@ impl Ringbuf {
         record_size: u64,
         wake: Option<Rc<WakeFlag>>,
     ) -> std::io::Result<Self> {
-        let slot = Slot::new();
-        let opts = sys::ring_buffer_opts {
-            sz: std::mem::size_of::<sys::ring_buffer_opts>() as _,
-        };
-        // SAFETY: the descriptor is a ring buffer map kept open by `map`; `slot` outlives
-        // the reader (freed after it in `Drop`).
-        let rb = unsafe {
-            sys::ring_buffer__new(
-                map.as_fd().as_raw_fd(),
-                Some(on_sample),
-                slot.as_ptr().cast(),
-                &opts,
-            )
-        };
-        let error = std::io::Error::last_os_error();
-        let Some(rb) = NonNull::new(rb) else {
-            // SAFETY: no reader was made, so nothing refers to the slot.
-            unsafe { Slot::free(slot) };
-            return Err(error);
-        };
-        // SAFETY: `rb` has exactly one ring, index 0.
-        let ring = NonNull::new(unsafe { sys::ring_buffer__ring(rb.as_ptr(), 0) });
-        let Some(ring) = ring else {
-            // SAFETY: `rb` came from ring_buffer__new; the slot is unused afterwards.
-            unsafe {
-                sys::ring_buffer__free(rb.as_ptr());
-                Slot::free(slot);
-            }
-            return Err(std::io::Error::other(
-                "libbpf made a ring reader without a ring",
-            ));
-        };
+        let size = u64::from(map.max_entries());
+        if !size.is_power_of_two() {
+            return Err(std::io::Error::other(format!(
+                "ring `{name}` has {size} bytes of data, not a power of two"
+            )));
+        }
         Ok(Ringbuf {
             name: name.to_string(),
-            rb,
-            ring,
-            slot,
+            ring: Ring::open(map.as_fd(), size)?,
             counter,
-            // BPF_RINGBUF_HDR_SZ is 8; records are 8-byte aligned.
-            record_room: (record_size.max(1) + 8).div_ceil(8) * 8,
+            record_room: (record_size.max(1) + HEADER).div_ceil(8) * 8,
             times_full: 0,
             wake,
             map,
@@ -115,26 +222,12 @@ impl Channel for Ringbuf {
     }
 
     fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize {
-        let ring = self.ring;
-        if self.counter.is_none() {
-            // SAFETY: `ring` belongs to `rb`, alive until drop.
-            let (size, waiting) = unsafe {
-                (
-                    sys::ring__size(ring.as_ptr()) as u64,
-                    sys::ring__avail_data_size(ring.as_ptr()) as u64,
-                )
-            };
-            if size.saturating_sub(waiting) < self.record_room {
-                self.times_full += 1;
-            }
+        if self.counter.is_none()
+            && self.ring.size.saturating_sub(self.ring.waiting()) < self.record_room
+        {
+            self.times_full += 1;
         }
-        // SAFETY: the slot is ours and alive; `ring` belongs to `rb`, alive until drop; the
-        // callback runs inside this call.
-        unsafe {
-            Slot::with(self.slot, max, on_record, || {
-                sys::ring__consume_n(ring.as_ptr(), max as _);
-            })
-        }
+        self.ring.consume(max, on_record)
     }
 
     fn lost(&mut self) -> u64 {
@@ -159,13 +252,137 @@ impl Channel for Ringbuf {
     }
 }
 
-impl Drop for Ringbuf {
-    fn drop(&mut self) {
-        // SAFETY: `rb` came from ring_buffer__new and is freed once; after that nothing
-        // refers to the slot.
-        unsafe {
-            sys::ring_buffer__free(self.rb.as_ptr());
-            Slot::free(self.slot);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anonymous(len: usize) -> Mapping {
+        // SAFETY: a fresh private anonymous mapping, zero-filled.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        Mapping {
+            base: NonNull::new(base.cast()).unwrap(),
+            len,
         }
+    }
+
+    /// A ring of `size` bytes of data in plain memory, written as the kernel writes one.
+    struct Fake {
+        ring: Ring,
+    }
+
+    impl Fake {
+        fn new(size: u64) -> Fake {
+            let page = page_size();
+            Fake {
+                ring: Ring {
+                    consumer: anonymous(page),
+                    producer: anonymous(page + size as usize),
+                    page,
+                    size,
+                    wrapped: Vec::new(),
+                },
+            }
+        }
+
+        fn data(&mut self) -> &mut [u8] {
+            let (page, size) = (self.ring.page, self.ring.size as usize);
+            // SAFETY: the data pages of a mapping this test owns, borrowed mutably once.
+            unsafe {
+                std::slice::from_raw_parts_mut(self.ring.producer.base.as_ptr().add(page), size)
+            }
+        }
+
+        /// Publish `bytes` with header flags `flags` (the test keeps within the free room).
+        fn publish(&mut self, bytes: &[u8], flags: u32) {
+            let pos = self.ring.producer.position().load(Ordering::Relaxed);
+            let mask = self.ring.size as usize - 1;
+            let at = pos as usize & mask;
+            let header = (bytes.len() as u32 | flags).to_le_bytes();
+            self.data()[at..at + 4].copy_from_slice(&header);
+            for (i, b) in bytes.iter().enumerate() {
+                self.data()[(at + 8 + i) & mask] = *b;
+            }
+            let next = pos + (bytes.len() as u64 + HEADER).div_ceil(8) * 8;
+            self.ring.producer.position().store(next, Ordering::Release);
+        }
+
+        fn take(&mut self, max: usize) -> Vec<Vec<u8>> {
+            let mut seen = Vec::new();
+            self.ring.consume(max, &mut |r| {
+                seen.push(r.to_vec());
+                true
+            });
+            seen
+        }
+    }
+
+    #[test]
+    fn records_come_out_whole_in_order_even_across_the_end() {
+        let mut fake = Fake::new(4096);
+        let record = |n: u8, len: usize| {
+            (0..len)
+                .map(|i| n.wrapping_add(i as u8))
+                .collect::<Vec<_>>()
+        };
+        // Fill most of the ring, consume it, then publish records that straddle the end.
+        for n in 0..35 {
+            fake.publish(&record(n, 90), 0);
+        }
+        assert_eq!(fake.take(usize::MAX).len(), 35);
+        assert_eq!(fake.ring.waiting(), 0);
+        let wanted: Vec<Vec<u8>> = (100..130).map(|n| record(n, 61)).collect();
+        for r in &wanted {
+            fake.publish(r, 0);
+        }
+        let pos = fake.ring.consumer.position().load(Ordering::Relaxed);
+        assert!(
+            pos % 4096 + 30 * 72 > 4096,
+            "the records must wrap for this test"
+        );
+        assert_eq!(fake.take(usize::MAX), wanted);
+    }
+
+    #[test]
+    fn discarded_records_are_skipped_and_a_busy_one_holds_the_rest_back() {
+        let mut fake = Fake::new(4096);
+        fake.publish(b"one", 0);
+        fake.publish(b"gone", DISCARD);
+        fake.publish(b"two", 0);
+        fake.publish(b"reserved", BUSY);
+        fake.publish(b"after", 0);
+        assert_eq!(fake.take(usize::MAX), [b"one".to_vec(), b"two".to_vec()]);
+        // The reserved record is submitted: it and the one after it come out.
+        let pos = fake.ring.consumer.position().load(Ordering::Relaxed) as usize;
+        fake.data()[pos + 3] &= !(BUSY >> 24) as u8;
+        assert_eq!(
+            fake.take(usize::MAX),
+            [b"reserved".to_vec(), b"after".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_budget_or_when_the_sink_says_so() {
+        let mut fake = Fake::new(4096);
+        for n in 0..5u8 {
+            fake.publish(&[n; 5], 0);
+        }
+        assert_eq!(fake.take(2), [vec![0; 5], vec![1; 5]]);
+        let mut seen = 0;
+        let handed = fake.ring.consume(10, &mut |_| {
+            seen += 1;
+            false
+        });
+        assert_eq!((handed, seen), (1, 1));
+        assert_eq!(fake.take(10), [vec![3; 5], vec![4; 5]]);
     }
 }
