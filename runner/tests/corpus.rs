@@ -10,15 +10,15 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use common::{run_runner, Finished, Tracer};
+use common::{
+    corpus_package, json_lines, one_at_a_time, prctl, run_runner, set_comm, trace, Tracer,
+};
 use serde_json::{json, Value};
 
 // The trigger constants of the corpus headers.
@@ -38,55 +38,6 @@ fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// `runner build` the corpus program `name`, once per test run; returns the package path.
-fn package(name: &str) -> String {
-    static BUILT: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let source = corpus_dir().join(name).join(format!("{name}.bpf.c"));
-    let out = scratch_dir().join(format!("{name}.json"));
-    let done = run_runner(&[
-        "build",
-        source.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        done.status.success(),
-        "runner build {name} failed:\n{}",
-        done.stderr
-    );
-    let path = out.to_str().unwrap().to_string();
-    built.insert(name.to_string(), path.clone());
-    path
-}
-
-/// One tracer at a time: every program filters on this process's pid, so two tests
-/// tracing at once would see each other's triggers.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static TRACING: Mutex<()> = Mutex::new(());
-    TRACING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Start `runner run <args>`, run `trigger` once it is attached, stop it, and return what
-/// it printed. The run must end cleanly.
-fn trace(args: &[&str], trigger: impl FnOnce()) -> Finished {
-    let _one = one_at_a_time();
-    let tracer = Tracer::start(args);
-    trigger();
-    let done = tracer.stop();
-    assert!(
-        done.status.success(),
-        "runner run {args:?}: {}\n{}",
-        done.status,
-        done.stderr
-    );
-    done
-}
-
 fn pid() -> String {
     std::process::id().to_string()
 }
@@ -94,30 +45,6 @@ fn pid() -> String {
 fn gettid() -> u32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
-}
-
-/// Name the calling thread (its comm, as BPF's bpf_get_current_comm sees it).
-fn set_comm(name: &str) {
-    let name = CString::new(name).unwrap();
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
-    assert_eq!(rc, 0, "PR_SET_NAME");
-}
-
-/// prctl(2) with raw arguments; the corpus options are not real ones, so it fails with
-/// EINVAL after the tracepoints have seen it.
-fn prctl(option: u64, a2: u64, a3: u64, a4: u64, a5: u64) {
-    // SAFETY: an unknown prctl option only makes the call fail.
-    unsafe {
-        libc::syscall(
-            libc::SYS_prctl,
-            option as libc::c_long,
-            a2 as libc::c_long,
-            a3 as libc::c_long,
-            a4 as libc::c_long,
-            a5 as libc::c_long,
-        );
-    }
 }
 
 fn monotonic_ns() -> u64 {
@@ -154,34 +81,19 @@ fn table_headers(stdout: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Every line of JSON output, parsed.
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(common::json_line)
-        .collect()
-}
-
 /// JSON events (lines that are not map views), without their `@time`, which is checked
 /// to be an RFC 3339 timestamp.
 fn json_events(stdout: &str) -> Vec<Value> {
-    json_lines(stdout)
-        .into_iter()
-        .filter(|v| v.get("@map").is_none())
-        .map(|mut v| {
-            let time = v["@time"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no time in {v}"))
-                .to_string();
-            assert!(
-                time.len() >= 26 && time.as_bytes()[10] == b'T',
-                "time {time:?}"
-            );
-            v.as_object_mut().unwrap().remove("@time");
-            v
-        })
-        .collect()
+    common::json_events(stdout, |v| {
+        let time = v["@time"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no time in {v}"))
+            .to_string();
+        assert!(
+            time.len() >= 26 && time.as_bytes()[10] == b'T',
+            "time {time:?}"
+        );
+    })
 }
 
 /// An integer as the runner's JSON holds it: a number when every JSON reader holds it
@@ -269,7 +181,7 @@ fn scalars_trigger(comm: &str) -> (u64, u64) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_table() {
     common::require_bpf();
-    check_scalars_table(&package("scalars"));
+    check_scalars_table(&corpus_package("scalars"));
 }
 
 /// The scalars package of an earlier runner (`fixtures/compat/`) still decodes every width
@@ -326,7 +238,7 @@ fn check_scalars_table(pkg: &str) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_json() {
     common::require_bpf();
-    let pkg = package("scalars");
+    let pkg = corpus_package("scalars");
     let comm = "scalars-json";
     let mut window = (0, 0);
     let done = trace(&[&pkg, "--target-tgid", &pid(), "-o", "json"], || {
@@ -356,7 +268,7 @@ fn scalars_json() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn scalars_lost_events_are_counted() {
     common::require_bpf();
-    let pkg = package("scalars");
+    let pkg = corpus_package("scalars");
     // Far more than the 256 KiB ring holds while the runner is blocked writing to a pipe
     // that nobody reads until the end.
     const CALLS: u64 = 20_000;
@@ -475,7 +387,7 @@ fn shapes_expected([a, b, c, d]: [u64; 4]) -> (Vec<String>, Value) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn shapes_table() {
     common::require_bpf();
-    let pkg = package("shapes");
+    let pkg = corpus_package("shapes");
     let done = trace(&[&pkg, "--target_tgid", &pid()], shapes_trigger);
     assert_eq!(
         table_headers(&done.stdout),
@@ -513,7 +425,7 @@ fn shapes_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn shapes_json() {
     common::require_bpf();
-    let pkg = package("shapes");
+    let pkg = corpus_package("shapes");
     let done = trace(
         &[&pkg, "--target_tgid", &pid(), "-o", "json"],
         shapes_trigger,
@@ -554,7 +466,7 @@ fn twochan_trigger(comm: &str) -> u32 {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn twochan_table() {
     common::require_bpf();
-    let pkg = package("twochan");
+    let pkg = corpus_package("twochan");
     let comm = "corpus-twochan";
     let mut tid = 0;
     let done = trace(&[&pkg, "--target_tgid", &pid()], || {
@@ -588,7 +500,7 @@ fn twochan_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn twochan_json() {
     common::require_bpf();
-    let pkg = package("twochan");
+    let pkg = corpus_package("twochan");
     let comm = "corpus-twochan";
     let mut tid = 0;
     let done = trace(&[&pkg, "--target_tgid", &pid(), "-o", "json"], || {
@@ -664,7 +576,7 @@ fn uprobe_args(pkg: &str, binary: &str, extra: &[&str]) -> Vec<String> {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_table() {
     common::require_bpf();
-    let pkg = package("uprobe");
+    let pkg = corpus_package("uprobe");
     let binary = trigger_binary();
     let args = uprobe_args(&pkg, &binary, &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -700,7 +612,7 @@ fn uprobe_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_json() {
     common::require_bpf();
-    let pkg = package("uprobe");
+    let pkg = corpus_package("uprobe");
     let binary = trigger_binary();
     let args = uprobe_args(&pkg, &binary, &["-o", "json"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -720,7 +632,7 @@ fn uprobe_json() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn uprobe_without_target_is_one_clear_error() {
     common::require_bpf();
-    let pkg = package("uprobe");
+    let pkg = corpus_package("uprobe");
     let done = run_runner(&["run", &pkg, "--duration", "1"]);
     // A usage error, as clap reports one.
     assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
@@ -780,7 +692,7 @@ fn check_samples(samples: &[u64], view_count: u64) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn cpuclock_json() {
     common::require_bpf();
-    let pkg = package("cpuclock");
+    let pkg = corpus_package("cpuclock");
     let done = with_spinner(|tid| {
         let tid_s = tid.to_string();
         let tracer = Tracer::start(&[&pkg, "--target_tid", &tid_s, "-o", "json"]);
@@ -813,7 +725,7 @@ fn cpuclock_json() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn cpuclock_table() {
     common::require_bpf();
-    let pkg = package("cpuclock");
+    let pkg = corpus_package("cpuclock");
     let (tid, done) = with_spinner(|tid| {
         let tid_s = tid.to_string();
         // 199 Hz instead of the default 99, given as the program's attach target.
@@ -926,7 +838,7 @@ fn views_trigger(comm: &str) {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_table() {
     common::require_bpf();
-    let pkg = package("views");
+    let pkg = corpus_package("views");
     let comm = "corpus-views";
     let done = trace(&[&pkg, "--target_tgid", &pid()], || views_trigger(comm));
     // No event channel: no event header, only the views at exit.
@@ -1017,7 +929,7 @@ fn views_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_interval_repeats() {
     common::require_bpf();
-    let pkg = package("views");
+    let pkg = corpus_package("views");
     let done = trace(
         &[
             &pkg,
@@ -1048,7 +960,7 @@ fn views_interval_repeats() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn views_json() {
     common::require_bpf();
-    let pkg = package("views");
+    let pkg = corpus_package("views");
     let comm = "corpus-views-js";
     let done = trace(&[&pkg, "--target_tgid", &pid(), "-o", "json"], || {
         views_trigger(comm)
@@ -1178,7 +1090,7 @@ fn globals_trigger() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_defaults_table() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let done = trace(&[&pkg, "--target_tgid", &pid()], globals_trigger);
     assert!(
         done.stderr.contains("1 programs attached"),
@@ -1203,7 +1115,7 @@ fn globals_defaults_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_defaults_json() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let done = trace(
         &[&pkg, "--target_tgid", &pid(), "-o", "json"],
         globals_trigger,
@@ -1215,7 +1127,7 @@ fn globals_defaults_json() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_round_trip_json() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let (flags, expected) = globals_set();
     let pid = pid();
     let mut args = vec![pkg.as_str(), "--target_tgid", &pid, "-o", "json"];
@@ -1233,7 +1145,7 @@ fn globals_round_trip_json() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_round_trip_table() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let (flags, expected) = globals_set();
     let pid = pid();
     let mut args = vec![pkg.as_str(), "--target_tgid", &pid];
@@ -1259,7 +1171,7 @@ fn globals_round_trip_table() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_out_of_range_is_usage_error() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let bad = [
         ("--small=128", "out of range"),
         ("--small=-129", "out of range"),
@@ -1310,7 +1222,7 @@ fn globals_out_of_range_is_usage_error() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_negative_value_as_separate_argument() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let done = run_runner(&[
         "run",
         &pkg,
@@ -1328,7 +1240,7 @@ fn globals_negative_value_as_separate_argument() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_help_lists_every_flag() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let done = run_runner(&["run", &pkg, "--help"]);
     assert!(done.status.success(), "{}", done.stderr);
     // Help is wrapped to the terminal; compare with whitespace collapsed.
@@ -1368,7 +1280,7 @@ fn globals_help_lists_every_flag() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn globals_info_says_why_no_flag() {
     common::require_bpf();
-    let pkg = package("globals");
+    let pkg = corpus_package("globals");
     let done = run_runner(&["info", &pkg]);
     assert!(done.status.success(), "{}", done.stderr);
     for why in [
@@ -1405,7 +1317,7 @@ fn globals_info_says_why_no_flag() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn noprobe_packs_but_fails_in_one_line() {
     common::require_bpf();
-    let pkg = package("noprobe");
+    let pkg = corpus_package("noprobe");
     let info = run_runner(&["info", &pkg]);
     assert!(info.status.success(), "{}", info.stderr);
     let programs: Vec<String> = info

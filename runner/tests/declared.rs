@@ -11,54 +11,16 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
-use common::{run_runner, Finished, Tracer};
+use common::{corpus_package, one_at_a_time, run_runner, Finished};
 use serde_json::{json, Value};
 
 const SIZED_OPTION: u64 = 0x525a_0001;
 const DECLARED_OPTION: u64 = 0x5244_0001;
 const KFUNC_OPTION: u64 = 0x524b_0001;
-
-fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/corpus")
-        .join(name)
-        .join(format!("{name}.bpf.c"))
-}
-
-/// `runner build` the corpus program `name` (with its sidecar, if it has one), once.
-fn package(name: &str) -> String {
-    static BUILT: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("declared");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}.json"));
-    let done = run_runner(&[
-        "build",
-        corpus(name).to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(done.status.success(), "build {name}: {}", done.stderr);
-    let path = out.to_str().unwrap().to_string();
-    built.insert(name.into(), path.clone());
-    path
-}
-
-/// One tracer at a time: the programs see every thread of this process.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static TRACING: Mutex<()> = Mutex::new(());
-    TRACING.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn pid() -> String {
     std::process::id().to_string()
@@ -66,30 +28,10 @@ fn pid() -> String {
 
 /// Run `runner run <args> -o json`, `trigger` once attached; the run must end cleanly.
 fn trace(args: &[&str], trigger: impl FnOnce()) -> (Vec<Value>, Finished) {
-    let _one = one_at_a_time();
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
-    let tracer = Tracer::start(&all);
-    trigger();
-    let done = tracer.stop();
-    assert!(
-        done.status.success(),
-        "runner run {args:?}: {}\n{}",
-        done.status,
-        done.stderr
-    );
-    let events = done
-        .stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(common::json_line)
-        .filter(|v| v.get("@map").is_none())
-        .map(|mut v| {
-            v.as_object_mut().unwrap().remove("@time");
-            v
-        })
-        .collect();
-    (events, done)
+    let done = common::trace(&all, trigger);
+    (common::json_events(&done.stdout, |_| {}), done)
 }
 
 /// The lines of stderr before the "attached" line: what the runner chose and why.
@@ -114,17 +56,7 @@ fn on_thread<T: Send + 'static>(comm: &str, body: impl FnOnce() -> T + Send + 's
 }
 
 fn prctl(option: u64, value: u64) {
-    // SAFETY: an unknown prctl option only makes the call fail.
-    unsafe {
-        libc::syscall(
-            libc::SYS_prctl,
-            option as libc::c_long,
-            value as libc::c_long,
-            0,
-            0,
-            0,
-        )
-    };
+    common::prctl(option, value, 0, 0, 0);
 }
 
 fn nanosleep() {
@@ -174,7 +106,7 @@ fn renames(tid: u32, via: &str) -> Vec<Value> {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn twins_exactly_one_runs_the_best() {
     common::require_bpf();
-    let pkg = package("twins");
+    let pkg = corpus_package("twins");
     let mut tid = 0;
     let (events, done) = trace(&[&pkg, "--target_tgid", &pid()], || tid = rename_thread());
     let starts = json!({"tid": tid, "via": "VIA_TP_BTF", "comm": "twins-start"});
@@ -194,7 +126,7 @@ fn twins_exactly_one_runs_the_best() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn twins_without_the_best_the_fallback_runs() {
     common::require_bpf();
-    let pkg = package("twins");
+    let pkg = corpus_package("twins");
     let mut tid = 0;
     let (events, done) = trace(
         &[&pkg, "--target_tgid", &pid(), "--no-program", "rename_btf"],
@@ -209,7 +141,7 @@ fn twins_without_the_best_the_fallback_runs() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn twins_info_and_bad_no_program() {
     common::require_bpf();
-    let pkg = package("twins");
+    let pkg = corpus_package("twins");
     let info = run_runner(&["info", &pkg]);
     assert!(info.status.success(), "{}", info.stderr);
     assert!(
@@ -232,7 +164,7 @@ fn twins_info_and_bad_no_program() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn sized_map_needs_a_size_and_gets_exactly_it() {
     common::require_bpf();
-    let pkg = package("sized");
+    let pkg = corpus_package("sized");
     let done = run_runner(&["run", &pkg, "--duration", "1"]);
     assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
     assert_eq!(
@@ -262,7 +194,7 @@ fn sized_map_needs_a_size_and_gets_exactly_it() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn sized_const_without_volatile_is_no_flag() {
     common::require_bpf();
-    let pkg = package("sized");
+    let pkg = corpus_package("sized");
     let info = run_runner(&["info", &pkg]);
     assert!(info.status.success(), "{}", info.stderr);
     assert!(
@@ -335,7 +267,7 @@ fn sleep_event(comm: &str) -> Value {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_defaults_sizes_alternatives_and_optional_programs() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let (events, done) = trace(&[&pkg, "--target_tgid", &pid()], || {
         declared_calls("declared-a")
     });
@@ -360,7 +292,7 @@ fn declared_defaults_sizes_alternatives_and_optional_programs() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_flags_win_over_declarations() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let args = [
         &pkg,
         "--target_tgid",
@@ -385,7 +317,7 @@ fn declared_flags_win_over_declarations() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_switch_chooses_programs() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let (events, done) = trace(&[&pkg, "--target_tgid", &pid(), "--raw_mode"], || {
         declared_calls("declared-a")
     });
@@ -414,7 +346,7 @@ fn declared_switch_chooses_programs() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_implied_global_filters() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let (events, done) = trace(
         &[&pkg, "--target_tgid", &pid(), "--targ_comm", "declared-b"],
         || {
@@ -437,7 +369,7 @@ fn declared_implied_global_filters() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_no_program_leaves_it_out() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let (events, done) = trace(
         &[&pkg, "--target_tgid", &pid(), "--no-program", "on_prctl"],
         || declared_calls("declared-a"),
@@ -460,7 +392,7 @@ fn declared_no_program_leaves_it_out() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_group_without_a_usable_member_is_one_error() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let done = run_runner(&["run", &pkg, "--no-program", "sleep_tp", "--duration", "1"]);
     assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
     let last = done.stderr.lines().last().unwrap_or_default();
@@ -476,7 +408,7 @@ fn declared_group_without_a_usable_member_is_one_error() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn declared_info_shows_the_declarations() {
     common::require_bpf();
-    let pkg = package("declared");
+    let pkg = corpus_package("declared");
     let info = run_runner(&["info", &pkg]);
     assert!(info.status.success(), "{}", info.stderr);
     for line in [
@@ -503,7 +435,7 @@ fn declared_info_shows_the_declarations() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn kfunc_finds_a_task_by_pid() {
     common::require_bpf();
-    let pkg = package("kfunc");
+    let pkg = corpus_package("kfunc");
     let mut child = Command::new("sleep")
         .arg("30")
         .stdout(Stdio::null())

@@ -17,7 +17,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{corpus_package, prctl, run_runner, set_comm, Tracer};
@@ -57,40 +56,6 @@ int main(int argc, char **argv)
 /// How long a scrape may wait for a count to arrive.
 const ARRIVE: Duration = Duration::from_secs(15);
 
-/// The helper binary, compiled once per version of its source.
-fn killer_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        use sha2::Digest as _;
-        let hash: String = sha2::Sha256::digest(KILLER_C)[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("killer-{hash}"));
-        let bin = dir.join("killer");
-        if bin.exists() {
-            return bin;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join(format!("killer-{}.c", std::process::id()));
-        std::fs::write(&src, KILLER_C).unwrap();
-        let tmp = dir.join(format!(".killer.{}", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("run cc");
-        assert!(
-            out.status.success(),
-            "cc failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::rename(&tmp, &bin).unwrap();
-        bin
-    })
-}
-
 /// A running `killer`, waiting for its go.
 pub struct Killer {
     child: Child,
@@ -100,7 +65,7 @@ pub struct Killer {
 impl Killer {
     /// `count` kill(target, 0) per target (0: itself), once told to.
     pub fn new(count: u32, targets: &[i64]) -> Killer {
-        let mut child = Command::new(killer_bin())
+        let mut child = Command::new(common::c_helper("killer", KILLER_C))
             .arg(count.to_string())
             .args(targets.iter().map(|t| t.to_string()))
             .stdin(Stdio::piped())
@@ -162,6 +127,13 @@ fn start(args: &[&str]) -> (Tracer, String) {
         .unwrap_or_else(|| panic!("no metrics address in {:?}", tracer.said()))
         .to_string();
     (tracer, addr)
+}
+
+/// Start `pkg` filtered on `killer`'s pid, printing nothing, with metrics served: as
+/// [`start`].
+fn start_on(pkg: &str, killer: &Killer) -> (Tracer, String) {
+    let pid = killer.pid().to_string();
+    start(&[pkg, "--filtered_pid", &pid, "-o", "none"])
 }
 
 /// GET `path`: the status line and the body.
@@ -263,24 +235,24 @@ fn scrape_until(addr: &str, ready: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// Scrape until `ready` holds, then once more after a second and a half in which nothing
+/// more may come: that last scrape.
+fn scrape_settled(addr: &str, ready: impl Fn(&str) -> bool) -> String {
+    scrape_until(addr, ready);
+    std::thread::sleep(Duration::from_millis(1500));
+    scrape(addr)
+}
+
 /// A package of sigsnoop built with `sidecar`.
 fn sigsnoop_with(sidecar: &serde_json::Value, name: &str) -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("metrics");
-    std::fs::create_dir_all(&dir).unwrap();
-    let side = dir.join(format!("{name}.runner.json"));
-    std::fs::write(&side, sidecar.to_string()).unwrap();
-    let out = dir.join(format!("{name}.json"));
     let source = common::repo().join("programs/sigsnoop/sigsnoop.bpf.c");
-    let done = run_runner(&[
-        "build",
-        source.to_str().unwrap(),
-        "--sidecar",
-        side.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(done.status.success(), "runner build: {}", done.stderr);
-    out.to_str().unwrap().to_string()
+    let built = common::build_with_sidecar(&source, sidecar, "metrics", name);
+    assert!(
+        built.done.status.success(),
+        "runner build: {}",
+        built.done.stderr
+    );
+    built.package.to_str().unwrap().to_string()
 }
 
 #[test]
@@ -349,9 +321,8 @@ fn info_lists_the_metrics_and_bad_options_are_usage_errors() {
 fn sigsnoop_counts_kills_exactly() {
     common::require_bpf();
     let mut killer = Killer::new(100, &[0]);
-    let pid = killer.pid().to_string();
     let pkg = common::sigsnoop_package();
-    let (tracer, addr) = start(&[pkg.to_str().unwrap(), "--filtered_pid", &pid, "-o", "none"]);
+    let (tracer, addr) = start_on(pkg.to_str().unwrap(), &killer);
     let signals = [("sig", "0"), ("comm", "killer")];
     let before = scrape(&addr);
     assert_eq!(value(&before, "sigsnoop_signals_total", &signals), None);
@@ -367,12 +338,10 @@ fn sigsnoop_counts_kills_exactly() {
         Some(1.0)
     );
     killer.fire();
-    scrape_until(&addr, |t| {
+    // Published at once; nothing more may come in the next second and a half.
+    let text = scrape_settled(&addr, |t| {
         value(t, "sigsnoop_signals_total", &signals) == Some(100.0)
     });
-    // Published at once; nothing more may come in the next second and a half.
-    std::thread::sleep(Duration::from_millis(1500));
-    let text = scrape(&addr);
     let channel = [("package", "sigsnoop"), ("map", "events")];
     assert_eq!(
         value(&text, "sigsnoop_signals_total", &signals),
@@ -440,15 +409,12 @@ fn series_cap_counts_what_it_drops() {
     let pkg = sigsnoop_with(&sidecar, "capped");
     let bad = no_such_pid();
     let mut killer = Killer::new(3, &[0, bad, bad + 1, bad + 2]);
-    let pid = killer.pid().to_string();
-    let (tracer, addr) = start(&[&pkg, "--filtered_pid", &pid, "-o", "none"]);
+    let (tracer, addr) = start_on(&pkg, &killer);
     killer.fire();
     let dropped = [("package", "sigsnoop"), ("metric", "by_target")];
-    scrape_until(&addr, |t| {
+    let text = scrape_settled(&addr, |t| {
         value(t, "runner_metric_dropped_total", &dropped) == Some(6.0)
     });
-    std::thread::sleep(Duration::from_millis(1500));
-    let text = scrape(&addr);
     let channel = [("package", "sigsnoop"), ("map", "events")];
     assert_eq!(
         value(&text, "runner_events_total", &channel),
@@ -696,9 +662,8 @@ fn prometheus_scrapes_exact_counts() {
     };
     common::require_bpf();
     let mut killer = Killer::new(100, &[0]);
-    let pid = killer.pid().to_string();
     let pkg = common::sigsnoop_package();
-    let (tracer, addr) = start(&[pkg.to_str().unwrap(), "--filtered_pid", &pid, "-o", "none"]);
+    let (tracer, addr) = start_on(pkg.to_str().unwrap(), &killer);
     let prometheus = Prometheus::start(&bin, &addr);
     let up = r#"up{job="runner"}"#;
     assert_eq!(

@@ -12,9 +12,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{Finished, Tracer};
@@ -110,43 +108,6 @@ const ESRCH: i64 = -(libc::ESRCH as i64);
 /// signal_generate.
 const PROGRAMS: [&str; 4] = ["sig_trace", "kill_exit", "tkill_exit", "tgkill_exit"];
 
-/// The helper binary, compiled once per version of its source.
-fn sigpoke() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        use sha2::Digest as _;
-        let hash: String = sha2::Sha256::digest(SIGPOKE_C)[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sigpoke-{hash}"));
-        // The file name is the helper's comm.
-        let bin = dir.join("sigpoke");
-        if bin.exists() {
-            return bin;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join(format!("sigpoke-{}.c", std::process::id()));
-        std::fs::write(&src, SIGPOKE_C).unwrap();
-        let tmp = dir.join(format!(".sigpoke.{}", std::process::id()));
-        let out = Command::new("cc")
-            .args(["-O2", "-Wall", "-pthread", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .expect("run cc");
-        assert!(
-            out.status.success(),
-            "cc failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Renamed into place, so a concurrent run never executes half a binary.
-        std::fs::rename(&tmp, &bin).unwrap();
-        let _ = std::fs::remove_file(&src);
-        bin
-    })
-}
-
 /// A pid that cannot exist: above /proc/sys/kernel/pid_max.
 fn impossible_pid() -> i64 {
     let max: i64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -177,7 +138,7 @@ struct Poke {
 impl Poke {
     fn spawn() -> Poke {
         let bad = impossible_pid();
-        let mut process = Command::new(sigpoke())
+        let mut process = Command::new(common::c_helper("sigpoke", SIGPOKE_C))
             .arg(bad.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -300,9 +300,6 @@ fn sidecar_formats_in_the_table() {
 fn sidecar_format_mistakes_name_the_place() {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/corpus/unions/unions.bpf.c");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("unions-mistakes");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (sidecar, out) = (dir.join("bad.runner.json"), dir.join("bad.json"));
     let cases = [
         (
             json!({"evnt": {"ret": "errno"}}),
@@ -342,15 +339,12 @@ fn sidecar_format_mistakes_name_the_place() {
         ),
     ];
     for (formats, error) in cases {
-        std::fs::write(&sidecar, json!({ "formats": formats }).to_string()).unwrap();
-        let done = common::run_runner(&[
-            "build",
-            source.to_str().unwrap(),
-            "--sidecar",
-            sidecar.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let common::SidecarBuild { done, sidecar, .. } = common::build_with_sidecar(
+            &source,
+            &json!({ "formats": formats }),
+            "unions-mistakes",
+            "bad",
+        );
         assert_eq!(done.status.code(), Some(1), "{formats}: {}", done.stderr);
         assert_eq!(
             done.stderr,
@@ -366,21 +360,11 @@ fn sidecar_format_mistakes_name_the_place() {
 fn a_union_without_cases_is_selected_by_enumerator_names() {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/corpus/unions/unions.bpf.c");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("unions-default");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (sidecar, out) = (dir.join("d.runner.json"), dir.join("d.json"));
     let formats = json!({"formats": {"event": {"arg": {"union": "op"}}}});
-    std::fs::write(&sidecar, formats.to_string()).unwrap();
-    let done = common::run_runner(&[
-        "build",
-        source.to_str().unwrap(),
-        "--sidecar",
-        sidecar.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let common::SidecarBuild { done, package, .. } =
+        common::build_with_sidecar(&source, &formats, "unions-default", "d");
     assert!(done.status.success(), "{}", done.stderr);
-    let pkg = common::json_line(&std::fs::read_to_string(&out).unwrap());
+    let pkg = common::json_line(&std::fs::read_to_string(&package).unwrap());
     let members = pkg["events"][0]["type"]["members"].as_array().unwrap();
     let arg = members.iter().find(|m| m["name"] == "arg").unwrap();
     assert_eq!(

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: paths, the BPF probe, and a tracer process
-//! that is started, waited for until it is attached, and stopped.
+//! Helpers shared by the integration tests: paths, the BPF probe, a tracer process that
+//! is started, waited for until it is attached, and stopped, corpus packages and packages
+//! built with a sidecar, helper processes compiled from C, and readers of the output.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -328,13 +329,57 @@ pub fn corpus_package(name: &str) -> String {
     path
 }
 
-/// Start `runner run <args>`, run `trigger` once it is attached, stop it, and return what
-/// it printed; the run must end cleanly. One tracer at a time per test binary: the corpus
-/// programs filter on this process, so two at once would see each other's triggers.
-pub fn trace(args: &[&str], trigger: impl FnOnce()) -> Finished {
+/// The helper process `name` (a workload with a known pid that does a known thing),
+/// compiled with `cc` from the C `source`, once per version of the source
+/// (in `CARGO_TARGET_TMPDIR/<name>-<hash>/`); its file name, and so its comm, is `name`.
+pub fn c_helper(name: &str, source: &str) -> PathBuf {
+    use std::sync::Mutex;
+    static COMPILING: Mutex<()> = Mutex::new(());
+    use sha2::Digest as _;
+    let hash: String = sha2::Sha256::digest(source)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{hash}"));
+    let bin = dir.join(name);
+    // One compiler at a time in this process: the scratch names below are per process.
+    let _one = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    if bin.exists() {
+        return bin;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join(format!("{name}-{}.c", std::process::id()));
+    std::fs::write(&src, source).unwrap();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let out = Command::new("cc")
+        .args(["-O2", "-Wall", "-pthread", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Renamed into place, so a concurrent run never executes half a binary.
+    std::fs::rename(&tmp, &bin).unwrap();
+    let _ = std::fs::remove_file(&src);
+    bin
+}
+
+/// One tracer at a time per test binary: the corpus programs filter on this process, so
+/// two at once would see each other's triggers.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     use std::sync::Mutex;
     static TRACING: Mutex<()> = Mutex::new(());
-    let _one = TRACING.lock().unwrap_or_else(|e| e.into_inner());
+    TRACING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Start `runner run <args>`, run `trigger` once it is attached, stop it, and return what
+/// it printed; the run must end cleanly. Holds [`one_at_a_time`] meanwhile.
+pub fn trace(args: &[&str], trigger: impl FnOnce()) -> Finished {
+    let _one = one_at_a_time();
     let tracer = Tracer::start(args);
     trigger();
     let done = tracer.stop();
@@ -345,6 +390,67 @@ pub fn trace(args: &[&str], trigger: impl FnOnce()) -> Finished {
         done.stderr
     );
     done
+}
+
+/// Every line of JSON output, parsed (blank lines skipped).
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(json_line)
+        .collect()
+}
+
+/// The events of JSON output (the lines that are not map views), each shown to `check`
+/// and then taken without its `@time`.
+pub fn json_events(stdout: &str, check: impl Fn(&serde_json::Value)) -> Vec<serde_json::Value> {
+    json_lines(stdout)
+        .into_iter()
+        .filter(|v| v.get("@map").is_none())
+        .map(|mut v| {
+            check(&v);
+            v.as_object_mut().unwrap().remove("@time");
+            v
+        })
+        .collect()
+}
+
+/// What `runner build <source> --sidecar <sidecar> -o <package>` did, with the sidecar
+/// written to `CARGO_TARGET_TMPDIR/<dir>/<name>.runner.json` and the package going to
+/// `<dir>/<name>.json` beside it.
+pub struct SidecarBuild {
+    pub done: Finished,
+    pub sidecar: PathBuf,
+    pub package: PathBuf,
+}
+
+/// `runner build` `source` with `sidecar` (see [`SidecarBuild`]); it need not succeed.
+pub fn build_with_sidecar(
+    source: &Path,
+    sidecar: &serde_json::Value,
+    dir: &str,
+    name: &str,
+) -> SidecarBuild {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (side, package) = (
+        dir.join(format!("{name}.runner.json")),
+        dir.join(format!("{name}.json")),
+    );
+    std::fs::write(&side, sidecar.to_string()).unwrap();
+    let done = run_runner(&[
+        "build",
+        source.to_str().unwrap(),
+        "--sidecar",
+        side.to_str().unwrap(),
+        "-o",
+        package.to_str().unwrap(),
+    ]);
+    SidecarBuild {
+        done,
+        sidecar: side,
+        package,
+    }
 }
 
 /// prctl(2) with raw arguments: the corpus options are not real ones, so the call fails
