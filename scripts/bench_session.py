@@ -17,8 +17,8 @@ What it records:
 - events delivered: lines of the tracer's table whose PID column is the generator's pid (the header
   line naming the columns is found by its `PID` token), and events the tracer says it lost (on
   stderr, or for bpftrace on stdout: unknown then with the /dev/null sink);
-- readiness: the pinger is `siggen kill-clock`, whose target pid carries the CLOCK_MONOTONIC time
-  the call was made. The earliest pinger line in the output tells when the tracer saw its first
+- readiness: the pinger is `siggen kill-clock`, started before the tracer, whose target pid carries
+  the CLOCK_MONOTONIC time the call was made. The earliest pinger line in the output tells when the tracer saw its first
   event (`ready_ms`, exact whatever the output buffering); `first_line_ms` is when that line
   reached the file, and `poll_ms` when the tracer was first seen blocked waiting for events.
 - latency, for a timed load (`kill-clock` at a low rate, file sink): the output file's size is
@@ -342,12 +342,26 @@ def wait_for_poll(proc: TracerProcess) -> int:
     return time.monotonic_ns()
 
 
-def wait_for_first_ping(proc: TracerProcess, output: Path, siggen: Path) -> dict:
-    """Ping until a pinger line shows up in the output; returns when it did, and the poll time."""
+@contextlib.contextmanager
+def pinging(siggen: Path, sink: str):
+    """With the file sink, `siggen kill-clock` pinging from before the tracer starts, so that
+    the first ping the tracer shows says when it became ready, not when the pinger did."""
+    if sink != "file":
+        yield None
+        return
     pinger = subprocess.Popen(
         [str(siggen), "kill-clock", "--rate", str(PINGER_RATE), "--count", str(PINGER_RATE * 3600)],
         stdout=subprocess.DEVNULL,
     )
+    try:
+        yield pinger
+    finally:
+        pinger.kill()
+        pinger.wait()
+
+
+def wait_for_first_ping(proc: TracerProcess, output: Path, pinger: subprocess.Popen) -> dict:
+    """Wait until a pinger line shows up in the output; returns when it did, and the poll time."""
     follower = FileFollower(output)
     table = TraceTable(generator_pid=None, pinger_pid=pinger.pid)
     poll_ns = None
@@ -364,8 +378,6 @@ def wait_for_first_ping(proc: TracerProcess, output: Path, siggen: Path) -> dict
             time.sleep(GATE_POLL_S)
         return {"pinger_pid": pinger.pid, "first_line_ns": time.monotonic_ns(), "poll_ns": poll_ns}
     finally:
-        pinger.kill()
-        pinger.wait()
         follower.close()
 
 
@@ -419,10 +431,10 @@ def lost_events(tracer: Tracer, reports: list[int]) -> int:
     return reports[-1] if tracer.lost_is_total else sum(reports)
 
 
-def pass_gate(proc: TracerProcess, sink: str, output: Path, siggen: Path) -> dict:
+def pass_gate(proc: TracerProcess, output: Path, pinger: subprocess.Popen | None) -> dict:
     """Wait until the tracer is attached, the best way the sink allows."""
-    if sink == "file":
-        return wait_for_first_ping(proc, output, siggen)
+    if pinger is not None:
+        return wait_for_first_ping(proc, output, pinger)
     return {"pinger_pid": None, "first_line_ns": None, "poll_ns": wait_for_poll(proc)}
 
 
@@ -459,8 +471,13 @@ def measure_session(
     stderr = workdir / f"{tracer.name}.err"
     sink_path = output if sink == "file" else Path(os.devnull)
     timed = None
-    with TracerProcess(tracer, sink_path, stderr, cwd) as proc, contextlib.ExitStack() as stack:
-        gate = pass_gate(proc, sink, output, siggen)
+    with contextlib.ExitStack() as stack:
+        pinger = stack.enter_context(pinging(siggen, sink))
+        proc = stack.enter_context(TracerProcess(tracer, sink_path, stderr, cwd))
+        gate = pass_gate(proc, output, pinger)
+        if pinger is not None:  # done: it would load the measured run
+            pinger.kill()
+            pinger.wait()
         cpu_before = proc.cpu_ns()
         if load.timed:
             generator = stack.enter_context(started_generator(siggen, load))
