@@ -185,6 +185,31 @@ pub(super) struct Ringbuf {
     map: MapHandle,
 }
 
+/// The fewest records a ring should hold. A burst that lasts longer than the reader waits
+/// for a CPU overflows a smaller one: bcc's opensnoop reserves 8 KiB per record (a whole
+/// path) in a 256 KiB ring, 31 records, which a loaded machine overflows in under a
+/// millisecond, where libbpf-tools' perf buffers hold several hundred records per CPU.
+const MIN_RECORDS: u64 = 1024;
+/// The largest ring the runner sizes on its own (`--map-size` may ask for more).
+const MAX_ROOMIER: u64 = 64 << 20;
+
+/// Room one record of `record_size` bytes takes: its 8-byte header, rounded up to 8.
+fn record_room(record_size: u64) -> u64 {
+    (record_size.max(1) + HEADER).div_ceil(8) * 8
+}
+
+/// The size a ring of `declared` bytes gets when it holds fewer than [`MIN_RECORDS`]
+/// records of `record_size` bytes: the smallest power of two that holds that many (at
+/// most [`MAX_ROOMIER`]). `None`: the declared size is kept.
+pub(crate) fn roomier_size(declared: u32, record_size: u64) -> Option<u32> {
+    let room = record_room(record_size);
+    if u64::from(declared) / room >= MIN_RECORDS {
+        return None;
+    }
+    let size = (room * MIN_RECORDS).next_power_of_two().min(MAX_ROOMIER);
+    (size > u64::from(declared)).then_some(size as u32)
+}
+
 impl Ringbuf {
     /// A reader of ring `map` whose records are `record_size` bytes.
     pub fn open(
@@ -204,7 +229,7 @@ impl Ringbuf {
             name: name.to_string(),
             ring: Ring::open(map.as_fd(), size)?,
             counter,
-            record_room: (record_size.max(1) + HEADER).div_ceil(8) * 8,
+            record_room: record_room(record_size),
             times_full: 0,
             wake,
             map,
@@ -384,5 +409,19 @@ mod tests {
         });
         assert_eq!((handed, seen), (1, 1));
         assert_eq!(fake.take(10), [vec![3; 5], vec![4; 5]]);
+    }
+
+    #[test]
+    fn a_ring_of_few_records_gets_room_for_a_thousand() {
+        // bcc's opensnoop: 256 KiB of 8,232-byte records (31) becomes 16 MiB (2,036).
+        assert_eq!(roomier_size(256 << 10, 8232), Some(16 << 20));
+        // sigsnoop's 1 MiB of 40-byte records already holds 21,845.
+        assert_eq!(roomier_size(1 << 20, 40), None);
+        // Records too big for a thousand in the cap: the cap.
+        assert_eq!(roomier_size(1 << 20, 1 << 20), Some(64 << 20));
+        // A ring already at the cap stays as it is.
+        assert_eq!(roomier_size(64 << 20, 1 << 20), None);
+        // An object that leaves the size to userspace (0) gets one.
+        assert_eq!(roomier_size(0, 100), Some(128 << 10));
     }
 }

@@ -8,7 +8,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::args;
 use crate::spec::flags;
-use crate::spec::package::{Entries, MapType, Package};
+use crate::spec::package::{Channel, Entries, Map, MapType, Package};
 
 /// What the command line and the package's declarations decide beyond the flags of globals.
 #[derive(Debug, Clone, Default)]
@@ -191,6 +191,8 @@ pub(crate) fn map_sizes(
         } else if let Some(size) = &map.size {
             let entries = *size.pick(&|flag| flag_on(pkg, values, choices, flag));
             out.push((map.name.clone(), system(entries)));
+        } else if let Some(entries) = roomier_ring(pkg, map) {
+            out.push((map.name.clone(), entries));
         } else if map.max_entries == 0 && needs_size(map.kind) {
             return Err(format!(
                 "map `{}` has no size (the object leaves max_entries to userspace): pass --map-size {}=ENTRIES",
@@ -199,6 +201,26 @@ pub(crate) fn map_sizes(
         }
     }
     Ok(out)
+}
+
+/// An event ring that holds too few of its records for a burst gets more room
+/// (`channel::roomier_size`), said on stderr with how to keep the program's size.
+fn roomier_ring(pkg: &Package, map: &Map) -> Option<u32> {
+    let event = pkg
+        .events
+        .iter()
+        .find(|e| e.map == map.name && e.channel == Channel::Ringbuf)?;
+    let size = crate::channel::roomier_size(map.max_entries, event.ty.size())?;
+    crate::note!(
+        "runner: ring `{}` holds {} records of {} bytes; giving it {} KiB (--map-size {}={} keeps its size)",
+        map.name,
+        u64::from(map.max_entries) / (event.ty.size() + 8),
+        event.ty.size(),
+        size >> 10,
+        map.name,
+        map.max_entries
+    );
+    Some(size)
 }
 
 /// Whether a map of this type needs a size: not perf event arrays (libbpf gives them one
