@@ -84,6 +84,16 @@ class Load:
     timed: bool = False
 
 
+# CPUs the generator and the tracer are confined to (`scripts/bench --placement`); None: any.
+PLACEMENT: dict[str, set[int] | None] = {"generator": None, "tracer": None}
+
+
+def _pinned(role: str):
+    """A preexec_fn that confines the child (and the threads it starts) to its role's CPUs."""
+    cpus = PLACEMENT[role]
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
 def run_generator(siggen: Path, load: Load) -> dict:
     """Run siggen once and return its JSON report."""
     with started_generator(siggen, load) as generator:
@@ -94,7 +104,13 @@ def run_generator(siggen: Path, load: Load) -> dict:
 def started_generator(siggen: Path, load: Load):
     """siggen running in the background; killed if still running when the block is left."""
     argv = [str(siggen), *load.siggen_args]
-    generator = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    generator = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_pinned("generator"),
+    )
     try:
         yield generator
     finally:
@@ -231,7 +247,12 @@ class TracerProcess:
         with open(self._stdout_path, "wb") as out, open(self._stderr_path, "wb") as err:
             self.exec_ns = time.monotonic_ns()
             self._proc = subprocess.Popen(
-                self.tracer.argv, stdout=out, stderr=err, cwd=self._cwd, start_new_session=True
+                self.tracer.argv,
+                stdout=out,
+                stderr=err,
+                cwd=self._cwd,
+                start_new_session=True,
+                preexec_fn=_pinned("tracer"),
             )
         return self
 
