@@ -9,10 +9,12 @@
 //! those types embed (members, array elements, typedef targets, modifiers), with offsets,
 //! sizes and names unchanged. Pointers are kept as pointers to `void`: a field relocation
 //! only walks embedded members, libbpf holds any two pointers compatible, and a read
-//! through a pointer is a relocation of its own with its own root type. Type-based
-//! relocations (`bpf_core_type_exists`, `_size`, `_matches`, target type ids) compare
-//! whole type graphs through pointers, so an object that has any gets no subset and libbpf
-//! reads the full BTF as before. Pure: bytes in, bytes out; nothing here touches the kernel.
+//! through a pointer is a relocation of its own with its own root type. Of the type-based
+//! relocations, `bpf_core_type_exists` and `_size` of a struct, union, enum or integer
+//! compare kinds and sizes only, and are kept; on anything else (a pointer type, an array),
+//! `bpf_core_type_matches` (which compares through pointers) and target type ids (which
+//! must be the kernel's own numbers) the object gets no subset and libbpf reads the full
+//! BTF as before. Pure: bytes in, bytes out; nothing here touches the kernel.
 
 use std::collections::HashMap;
 
@@ -243,6 +245,26 @@ fn relocations(object: &[u8]) -> Result<(Vec<u8>, Vec<Relocation>), String> {
     Ok((btf, relos))
 }
 
+/// Whether libbpf compares local type `id` with a kernel type without looking behind a
+/// pointer: what it names, past modifiers and typedefs, is a struct, union, enum or integer
+/// (for `bpf_core_type_exists` and `_size`, two such types agree on kind alone, and sizes
+/// are kept). A pointer or an array would be compared through to what it points at.
+fn whole_without_pointers(local: &RawBtf, mut id: u32) -> bool {
+    for _ in 0..32 {
+        match local.kind(id) {
+            Some(TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG) => {
+                match local.record(id).and_then(|r| u32_at(r, 8)) {
+                    Some(next) => id = next,
+                    None => return false,
+                }
+            }
+            Some(kind) => return matches!(kind, STRUCT | UNION | ENUM | ENUM64 | INT | FWD),
+            None => return false,
+        }
+    }
+    false
+}
+
 /// The essential names and kind classes the relocations look for in the kernel.
 fn wanted(object: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u32>>, String> {
     let (btf, relos) = relocations(object)?;
@@ -254,7 +276,10 @@ fn wanted(object: &[u8]) -> Result<HashMap<Vec<u8>, Vec<u32>>, String> {
     for (type_id, kind) in relos {
         match kind {
             TYPE_ID_LOCAL => continue,
-            TYPE_ID_TARGET | TYPE_EXISTS | TYPE_SIZE | TYPE_MATCHES => {
+            TYPE_ID_TARGET | TYPE_MATCHES => {
+                return Err("the object has type-based CO-RE relocations".into())
+            }
+            TYPE_EXISTS | TYPE_SIZE if !whole_without_pointers(&local, type_id) => {
                 return Err("the object has type-based CO-RE relocations".into())
             }
             _ => {}
@@ -493,12 +518,13 @@ mod tests {
     }
 
     #[test]
-    fn type_based_relocations_get_no_subset() {
+    fn type_relocations_that_look_behind_pointers_get_no_subset() {
         let Ok(kernel) = std::fs::read("/sys/kernel/btf/vmlinux") else {
             return;
         };
         let mut object = sigsnoop_object();
-        // Turn the first CO-RE relocation into TYPE_EXISTS: the subset is refused.
+        // Turn the first CO-RE relocation (on a struct) into TYPE_MATCHES: refused; into
+        // TYPE_EXISTS: kept, as the struct is compared by kind alone.
         let file = object::File::parse(&*object).unwrap();
         let ext = file.section_by_name(".BTF.ext").unwrap();
         let (start, _) = ext.file_range().unwrap();
@@ -507,10 +533,30 @@ mod tests {
         let relo = hdr + u32_at(data, 24).unwrap() as usize;
         let kind_at = start as usize + relo + 4 + 8 + 12;
         drop(file);
-        assert_ne!(u32_at(&object, kind_at).unwrap(), TYPE_EXISTS);
-        put_u32(&mut object, kind_at, TYPE_EXISTS);
+        assert!(u32_at(&object, kind_at).unwrap() < TYPE_ID_LOCAL);
+        put_u32(&mut object, kind_at, TYPE_MATCHES);
         let why = minimal(&object, &kernel).unwrap_err();
         assert!(why.contains("type-based"), "{why}");
+        put_u32(&mut object, kind_at, TYPE_EXISTS);
+        assert!(minimal(&object, &kernel).is_ok());
+        // On a pointer type, which libbpf would compare through: refused.
+        let file = object::File::parse(&*object).unwrap();
+        let btf = file
+            .section_by_name(".BTF")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec();
+        drop(file);
+        let local = RawBtf::parse(&btf).unwrap();
+        let pointer = (1..=local.count())
+            .find(|&id| local.kind(id) == Some(PTR))
+            .unwrap();
+        assert!(!whole_without_pointers(&local, pointer));
+        let task = (1..=local.count())
+            .find(|&id| local.name(id) == Some(b"task_struct___sigsnoop"))
+            .unwrap();
+        assert!(whole_without_pointers(&local, task));
     }
 
     #[test]
