@@ -116,6 +116,15 @@ fn make(object: &[u8]) -> Option<Vec<u8>> {
     Some(content)
 }
 
+/// Whether a failed load could come from the subset: libbpf failed its CO-RE relocations,
+/// or a relocation found no candidate and left an instruction the verifier refuses (libbpf
+/// poisons it with a call to function 0xbad2310, 195896080). Other failures (a missing
+/// tracepoint, a program the kernel lacks) have nothing to do with it.
+pub fn may_have_caused(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("CO-RE") || text.contains("195896080")
+}
+
 /// Drop the cached subset of this package (libbpf could not use it).
 pub fn forget(package: &Verified) {
     cache::remove(&entry(package));

@@ -116,7 +116,8 @@ fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::R
             }
             Err(error) => error,
         };
-        if subset.take().is_some() {
+        if subset.is_some() && kernel_btf::may_have_caused(&error) {
+            subset = None;
             kernel_btf::forget(&package);
             crate::note!(
                 "runner: loading with the cached subset of the kernel BTF failed ({error:#}); \
