@@ -99,6 +99,12 @@ fn distrust(dir: &Path) -> Option<String> {
 /// The private cache directory, created if needed; `None` (said once) when there is none
 /// to trust.
 fn dir() -> Option<PathBuf> {
+    trusted_dir(true)
+}
+
+/// The same, saying nothing: for shortcuts a run takes on its own, where a cache that cannot
+/// be used (say a `HOME` this user may not write) is no news.
+fn trusted_dir(say_why: bool) -> Option<PathBuf> {
     static WARNED: std::sync::Once = std::sync::Once::new();
     let dir = location()?;
     let _ = std::fs::DirBuilder::new()
@@ -107,6 +113,7 @@ fn dir() -> Option<PathBuf> {
         .create(&dir);
     match distrust(&dir) {
         None => Some(dir),
+        Some(_) if !say_why => None,
         Some(why) => {
             WARNED
                 .call_once(|| crate::note!("runner: not using the cache {}: {why}", dir.display()));
@@ -118,7 +125,16 @@ fn dir() -> Option<PathBuf> {
 /// The cached content under `name`, if it is there, ours, not writable by others and
 /// intact.
 pub fn load(name: &str) -> Option<Vec<u8>> {
-    let path = dir()?.join(name);
+    load_from(dir()?, name)
+}
+
+/// [`load`], saying nothing when there is no cache to trust.
+pub fn load_quietly(name: &str) -> Option<Vec<u8>> {
+    load_from(trusted_dir(false)?, name)
+}
+
+fn load_from(dir: PathBuf, name: &str) -> Option<Vec<u8>> {
+    let path = dir.join(name);
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -139,13 +155,23 @@ pub fn load(name: &str) -> Option<Vec<u8>> {
 
 /// Keep `content` under `name`, if there is a cache; failures only cost the shortcut.
 pub fn store(name: &str, content: &[u8]) {
-    let Some(dir) = dir() else {
-        return;
-    };
+    if let Some(dir) = dir() {
+        store_in(&dir, name, content);
+    }
+}
+
+/// [`store`], saying nothing when there is no cache to trust.
+pub fn store_quietly(name: &str, content: &[u8]) {
+    if let Some(dir) = trusted_dir(false) {
+        store_in(&dir, name, content);
+    }
+}
+
+fn store_in(dir: &Path, name: &str, content: &[u8]) {
     let write = || -> std::io::Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(".runner-")
-            .tempfile_in(&dir)?;
+            .tempfile_in(dir)?;
         writeln!(tmp, "{HEADER}{} */", sha256_hex(content))?;
         tmp.write_all(content)?;
         tmp.as_file().sync_all()?;
@@ -157,7 +183,7 @@ pub fn store(name: &str, content: &[u8]) {
 
 /// Drop what is kept under `name`, if anything.
 pub fn remove(name: &str) {
-    if let Some(dir) = dir() {
+    if let Some(dir) = trusted_dir(false) {
         let _ = std::fs::remove_file(dir.join(name));
     }
 }

@@ -52,7 +52,7 @@ fn entry(package: &Verified) -> String {
 
 /// The subset cached for this package and boot, if there is one.
 pub fn cached(package: &Verified) -> Option<Subset> {
-    let content = cache::load(&entry(package))?;
+    let content = cache::load_quietly(&entry(package))?;
     let (stamp, btf) = content.split_at(content.iter().position(|&b| b == b'\n')? + 1);
     if stamp.strip_suffix(b"\n")? != boot_id()?.as_bytes() {
         return None;
@@ -97,7 +97,7 @@ pub fn remember(package: &Verified) {
             // SAFETY: plain syscalls on this thread; a failure leaves the priority as it was.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
             if let Some(content) = make(&object) {
-                cache::store(&name, &content);
+                cache::store_quietly(&name, &content);
             }
         });
     // SAFETY: restores this thread's mask as it was.
