@@ -181,13 +181,6 @@ fn store_in(dir: &Path, name: &str, content: &[u8]) {
     let _ = write();
 }
 
-/// Drop what is kept under `name`, if anything.
-pub fn remove(name: &str) {
-    if let Some(dir) = trusted_dir(false) {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,7 +194,7 @@ const MIN_RECORDS: u64 = 1024;
 const MAX_ROOMIER: u64 = 64 << 20;
 
 /// Room one record of `record_size` bytes takes: its 8-byte header, rounded up to 8.
-fn record_room(record_size: u64) -> u64 {
+pub(crate) fn record_room(record_size: u64) -> u64 {
     (record_size.max(1) + HEADER).div_ceil(8) * 8
 }
 

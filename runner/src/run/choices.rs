@@ -214,7 +214,7 @@ fn roomier_ring(pkg: &Package, map: &Map) -> Option<u32> {
     crate::note!(
         "runner: ring `{}` holds {} records of {} bytes; giving it {} KiB (--map-size {}={} keeps its size)",
         map.name,
-        u64::from(map.max_entries) / (event.ty.size() + 8),
+        u64::from(map.max_entries) / crate::channel::record_room(event.ty.size()),
         event.ty.size(),
         size >> 10,
         map.name,

@@ -4,7 +4,8 @@
 //! BTF on every start; with it, a few KiB: starting is faster and the peak RSS smaller.
 //!
 //! A subset is made once per package and boot, after a run that loaded without one, in a
-//! thread of low priority that does not hold up tracing. It is keyed by the object's
+//! thread of low priority that does not hold up tracing; where none can be made (or libbpf
+//! could not use it), the entry says so, and later runs on that boot do not try again. It is keyed by the object's
 //! sha256 and stamped with the boot id (the kernel's BTF cannot change without a reboot);
 //! it is read through the cache's checks (ours, private, checksum intact) into a memfd
 //! that libbpf opens by path. A subset that libbpf cannot use is forgotten and the load
@@ -50,13 +51,35 @@ fn entry(package: &Verified) -> String {
     format!("core-btf-v1-{}", &sha[..sha.len().min(32)])
 }
 
-/// The subset cached for this package and boot, if there is one.
-pub fn cached(package: &Verified) -> Option<Subset> {
-    let content = cache::load_quietly(&entry(package))?;
-    let (stamp, btf) = content.split_at(content.iter().position(|&b| b == b'\n')? + 1);
-    if stamp.strip_suffix(b"\n")? != boot_id()?.as_bytes() {
-        return None;
+/// What the cache holds for a package on this boot.
+pub(crate) enum Cached {
+    Subset(Subset),
+    /// None can be used: the runs use the full kernel BTF.
+    NoSubset,
+    /// Nothing yet: the next run that loads makes it ([`remember`]).
+    Missing,
+}
+
+/// What the cache holds for this package and boot.
+pub fn cached(package: &Verified) -> Cached {
+    let Some(content) = cache::load_quietly(&entry(package)) else {
+        return Cached::Missing;
+    };
+    let Some(newline) = content.iter().position(|&b| b == b'\n') else {
+        return Cached::Missing;
+    };
+    let (stamp, btf) = (&content[..newline], &content[newline + 1..]);
+    if boot_id().is_none_or(|boot| stamp != boot.as_bytes()) {
+        return Cached::Missing;
     }
+    if btf.is_empty() {
+        return Cached::NoSubset;
+    }
+    subset(btf).map_or(Cached::NoSubset, Cached::Subset)
+}
+
+/// `btf` in a memfd.
+fn subset(btf: &[u8]) -> Option<Subset> {
     // SAFETY: the name is a NUL-terminated literal; the flags are valid.
     let fd = unsafe { libc::memfd_create(c"runner-core-btf".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -73,7 +96,7 @@ pub fn cached(package: &Verified) -> Option<Subset> {
 }
 
 /// Make and keep the subset for this package, in the background, if it has CO-RE
-/// relocations and none is cached. Failures only cost the shortcut.
+/// relocations ([`Cached::Missing`]). Failures only cost the shortcut.
 pub fn remember(package: &Verified) {
     let object = package.object();
     if !core_btf::relocates(object) {
@@ -96,8 +119,11 @@ pub fn remember(package: &Verified) {
         .spawn(move || {
             // SAFETY: plain syscalls on this thread; a failure leaves the priority as it was.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
-            if let Some(content) = make(&object) {
-                cache::store_quietly(&name, &content);
+            if let Some(boot) = boot_id() {
+                let subset = std::fs::read(KERNEL_BTF)
+                    .ok()
+                    .and_then(|kernel| core_btf::minimal(&object, &kernel).ok());
+                store(&name, &boot, subset.as_deref().unwrap_or_default());
             }
         });
     // SAFETY: restores this thread's mask as it was.
@@ -105,15 +131,13 @@ pub fn remember(package: &Verified) {
     drop(spawned);
 }
 
-/// The cache entry's content: the boot id, a newline, the subset.
-fn make(object: &[u8]) -> Option<Vec<u8>> {
-    let boot = boot_id()?;
-    let kernel = std::fs::read(KERNEL_BTF).ok()?;
-    let subset = core_btf::minimal(object, &kernel).ok()?;
+/// Keep the entry `name`: the boot id, a newline, the subset (empty: none to use).
+fn store(name: &str, boot: &str, subset: &[u8]) {
     let mut content = Vec::with_capacity(boot.len() + 1 + subset.len());
-    writeln!(content, "{boot}").ok()?;
-    content.extend_from_slice(&subset);
-    Some(content)
+    content.extend_from_slice(boot.as_bytes());
+    content.push(b'\n');
+    content.extend_from_slice(subset);
+    cache::store_quietly(name, &content);
 }
 
 /// Whether a failed load could come from the subset: libbpf failed its CO-RE relocations,
@@ -125,7 +149,9 @@ pub fn may_have_caused(error: &anyhow::Error) -> bool {
     text.contains("CO-RE") || text.contains("195896080")
 }
 
-/// Drop the cached subset of this package (libbpf could not use it).
+/// Mark this package as having no usable subset on this boot (libbpf could not use it).
 pub fn forget(package: &Verified) {
-    cache::remove(&entry(package));
+    if let Some(boot) = boot_id() {
+        store(&entry(package), &boot, &[]);
+    }
 }

@@ -96,28 +96,34 @@ fn start(package: Verified, mut run: Invocation, hooks: &dyn Hooks) -> anyhow::R
     for note in notes {
         crate::note!("runner: {note}");
     }
-    let mut subset = kernel_btf::cached(&package);
+    let mut cached = kernel_btf::cached(&package);
     loop {
+        let subset = match &cached {
+            kernel_btf::Cached::Subset(subset) => Some(subset),
+            _ => None,
+        };
         run.enabled = selection.enabled().to_vec();
-        let attempt = Configured::new(package.clone(), run.clone(), subset.as_ref())
+        let attempt = Configured::new(package.clone(), run.clone(), subset)
             .and_then(Loaded::new)
             .and_then(Attached::new);
         let error = match attempt {
             Ok(attached) => {
-                match &subset {
+                match subset {
                     Some(s) if run.verbose => crate::note!(
                         "runner: CO-RE relocations read the cached subset of the kernel BTF ({} bytes)",
                         s.len()
                     ),
-                    Some(_) => {}
-                    None => kernel_btf::remember(&package),
+                    _ if matches!(cached, kernel_btf::Cached::Missing) => {
+                        kernel_btf::remember(&package)
+                    }
+                    _ => {}
                 }
                 return Ok(attached);
             }
             Err(error) => error,
         };
         if subset.is_some() && kernel_btf::may_have_caused(&error) {
-            subset = None;
+            cached = kernel_btf::Cached::NoSubset;
             kernel_btf::forget(&package);
             crate::note!(
                 "runner: loading with the cached subset of the kernel BTF failed ({error:#}); \
