@@ -472,9 +472,11 @@ fn histogram_view_is_a_histogram_with_le_buckets() {
     .join()
     .unwrap();
     let of = |bucket: &'static str| [("key", bucket), ("comm", "corpus-hists")];
+    // Each view is read on its own refresh, so wait for both maps' final values.
     let text = scrape_until(&addr, |t| {
         value(t, "hists_hists_count", &of("1")) == Some(5.0)
             && value(t, "hists_hists_count", &of("2")) == Some(2.0)
+            && value(t, "hists_counts_count_value", &[("key", "0")]) == Some(7.0)
     });
     for bucket in [1, 2] {
         let values: Vec<u64> = HIST_CALLS
