@@ -25,9 +25,11 @@ def build_package(tool: str, out: Path) -> subprocess.CompletedProcess:
 
 def debian_argv(tool: str, args: list[str], line_buffered: bool = True) -> list[str]:
     """/usr/sbin/<tool> (Debian's libbpf-tools) in a private mount namespace with debugfs
-    mounted, where the 0.26 tools look for tracepoints. `unshare` and `sh` exec, so the
-    process started is the tool itself. Line-buffered output (stdbuf -oL) lets a caller see
-    each line as it is printed; without it the tool's stdio buffers as it would in real use."""
+    mounted (unless the host has it mounted already), where the 0.26 tools look for
+    tracepoints. `unshare` and `sh` exec, so the process started is the tool itself.
+    Line-buffered output (stdbuf -oL) lets a caller see each line as it is printed; without it
+    the tool's stdio buffers as it would in real use."""
     run = 'exec stdbuf -oL "$0" "$@"' if line_buffered else 'exec "$0" "$@"'
-    script = f"mount -t debugfs none /sys/kernel/debug && {run}"
+    debugfs = "/sys/kernel/debug"
+    script = f"{{ mountpoint -q {debugfs} || mount -t debugfs none {debugfs}; }} && {run}"
     return ["unshare", "-m", "sh", "-c", script, f"/usr/sbin/{tool}", *args]
