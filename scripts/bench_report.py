@@ -93,6 +93,7 @@ METRICS = [
     Metric("delivered_pct", "delivered %", 1, False, _delivered_pct),
     Metric("lost", "lost", 0, False, lambda r: r.get("lost")),
     Metric("ready_ms", "ready ms", 1, True, lambda r: r.get("ready_ms")),
+    Metric("stop_ms", "stop ms", 0, True, lambda r: r.get("stop_ms")),
     Metric("first_line_ms", "first line ms", 1, False, lambda r: r.get("first_line_ms")),
     Metric("poll_ms", "polling ms", 1, False, lambda r: r.get("poll_ms")),
     Metric("latency_median_ms", "latency median ms", 1, True, _latency(statistics.median)),

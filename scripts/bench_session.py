@@ -13,7 +13,8 @@ What it records:
   read just before the generator starts and after the output has drained, so loading and attaching
   do not count; its total CPU (user + sys) from `wait4` after it exits; and its peak RSS, VmHWM
   from /proc/PID/status just before it is stopped (not wait4's ru_maxrss, which also counts the
-  forked copy of this Python process before exec);
+  forked copy of this Python process before exec); and how long it takes to stop: from SIGINT
+  to its exit reaped (`stop_ms`: detaching the programs is most of it);
 - events delivered: lines of the tracer's table whose PID column is the generator's pid (the header
   line naming the columns is found by its `PID` token), and events the tracer says it lost (on
   stderr, or for bpftrace on stdout: unknown then with the /dev/null sink);
@@ -242,6 +243,8 @@ class TracerProcess:
         self.exec_ns = 0
         self.status: int | None = None
         self.rusage = None
+        # From SIGINT to the exit reaped (detaching included), in ms: set by stop().
+        self.stop_ms: float | None = None
 
     def __enter__(self) -> TracerProcess:
         with open(self._stdout_path, "wb") as out, open(self._stderr_path, "wb") as err:
@@ -303,12 +306,15 @@ class TracerProcess:
         raise BenchError(f"no VmHWM in /proc/{self.pid}/status")
 
     def stop(self) -> None:
-        """SIGINT, as a user's Ctrl-C, then wait for the exit and keep its resource usage."""
+        """SIGINT, as a user's Ctrl-C, then wait for the exit and keep its resource usage and
+        how long it took (`stop_ms`)."""
+        start_ns = time.monotonic_ns()
         self._signal_group(signal.SIGINT)
-        if self._reap(timeout_s=STOP_TIMEOUT_S) is None:
+        if self._reap(timeout_s=STOP_TIMEOUT_S, poll_s=0.001) is None:
             raise BenchError(
                 f"{self.tracer.name} did not exit within {STOP_TIMEOUT_S:.0f} s of SIGINT"
             )
+        self.stop_ms = _ms_since(start_ns, time.monotonic_ns())
 
     def stderr_text(self) -> str:
         return self._stderr_path.read_text(errors="replace")
@@ -319,7 +325,7 @@ class TracerProcess:
         except ProcessLookupError:
             pass
 
-    def _reap(self, timeout_s: float) -> int | None:
+    def _reap(self, timeout_s: float, poll_s: float = 0.02) -> int | None:
         deadline = time.monotonic() + timeout_s
         while True:
             pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
@@ -330,7 +336,7 @@ class TracerProcess:
                 return self.status
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(0.02)
+            time.sleep(poll_s)
 
 
 def _readlink(path: str) -> str:
@@ -538,6 +544,7 @@ def measure_session(
         "cpu_total_ms": (proc.rusage.ru_utime + proc.rusage.ru_stime) * 1000,
         "peak_rss_kib": peak_rss_kib,
         "ready_ms": _ms_since(proc.exec_ns, found["ready_ns"]),
+        "stop_ms": proc.stop_ms,
         "first_line_ms": _ms_since(proc.exec_ns, gate["first_line_ns"]),
         "poll_ms": _ms_since(proc.exec_ns, gate["poll_ns"]),
     }

@@ -66,9 +66,31 @@ impl Attached {
 
     /// Detach every program, keeping the object and its readers.
     pub fn detach(self) -> Loaded {
-        drop(self.links);
+        close_links(self.links);
         self.loaded
     }
+}
+
+/// At most this many threads close links at once.
+const CLOSERS: usize = 16;
+
+/// Close `links` side by side. Closing the last perf event of a tracepoint waits for RCU
+/// grace periods (about 70 ms here), one link after another when closed in turn: 0.3 s to
+/// stop sigsnoop, 0.4 s for opensnoop's six. Closed from threads of their own, the waits
+/// overlap. A batch whose thread cannot be started is closed here, when `spawn` drops it.
+fn close_links(mut links: Vec<Link>) {
+    if links.len() < 2 {
+        return;
+    }
+    let per_thread = links.len().div_ceil(CLOSERS);
+    std::thread::scope(|scope| {
+        while !links.is_empty() {
+            let batch: Vec<Link> = links.drain(..per_thread.min(links.len())).collect();
+            let _ = std::thread::Builder::new()
+                .name("runner-detach".into())
+                .spawn_scoped(scope, move || drop(batch));
+        }
+    });
 }
 
 /// Attach `prog` as `spec` says, with the `--attach` target given for it if any.
