@@ -17,6 +17,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd};
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore as _, MapHandle};
 
@@ -81,6 +82,9 @@ struct Ring {
     page: usize,
     /// The data's size, a power of two.
     size: u64,
+    /// Where the next record starts: the published position, or one record past it while
+    /// the reader holds it back (see [`Ring::consume`]).
+    next: u64,
     /// Where a record that wraps past the end of the data is put together.
     wrapped: Vec<u8>,
 }
@@ -89,11 +93,14 @@ impl Ring {
     fn open(fd: BorrowedFd<'_>, size: u64) -> std::io::Result<Ring> {
         let page = page_size();
         let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let consumer = Mapping::new(fd, page, rw, 0)?;
+        let next = consumer.position().load(Ordering::Acquire);
         Ok(Ring {
-            consumer: Mapping::new(fd, page, rw, 0)?,
+            consumer,
             producer: Mapping::new(fd, page + size as usize, libc::PROT_READ, page)?,
             page,
             size,
+            next,
             wrapped: Vec::new(),
         })
     }
@@ -138,8 +145,19 @@ impl Ring {
     /// Hand at most `max` submitted records to `on_record`, as [`Channel::consume`]; a
     /// discarded record is skipped, and a record still reserved stops the batch (the
     /// records after it wait for it).
-    fn consume(&mut self, max: usize, on_record: &mut dyn FnMut(&[u8]) -> bool) -> usize {
-        let mut cons = self.consumer.position().load(Ordering::Acquire);
+    ///
+    /// `hold`: publish the position of the last record read rather than the one after it.
+    /// The kernel wakes the reader for a record submitted without flags only when it lands
+    /// at the published position (the reader has caught up), so held back by one record,
+    /// a storm of them wakes nobody and the reader drains on its own timer. A held call
+    /// that finds nothing new publishes everything, and the next record wakes the reader.
+    fn consume(
+        &mut self,
+        max: usize,
+        on_record: &mut dyn FnMut(&[u8]) -> bool,
+        hold: bool,
+    ) -> usize {
+        let mut cons = self.next;
         let mut prod = self.producer.position().load(Ordering::Acquire);
         let mut handed = 0;
         while handed < max {
@@ -161,11 +179,17 @@ impl Ring {
                 more = on_record(self.record(cons + HEADER, len));
                 handed += 1;
             }
+            let start = cons;
             cons = next;
-            self.consumer.position().store(cons, Ordering::Release);
+            self.next = cons;
+            let published = if hold { start } else { cons };
+            self.consumer.position().store(published, Ordering::Release);
             if !more {
                 break;
             }
+        }
+        if hold && handed == 0 {
+            self.consumer.position().store(self.next, Ordering::Release);
         }
         handed
     }
@@ -183,7 +207,21 @@ pub(super) struct Ringbuf {
     wake: Option<Rc<WakeFlag>>,
     /// Keeps the map's descriptor open: our epoll uses it.
     map: MapHandle,
+    /// Whether the reader may hold the published position back in a storm: a ring whose
+    /// records wake the reader (no `runner/ring.h` flag) and that holds enough of them to
+    /// wait for [`HOLD_POLL`].
+    may_hold: bool,
+    /// When a batch last found records.
+    last_found: Option<Instant>,
+    /// Whether the last batch held the position back (see [`Ring::consume`]).
+    holding: bool,
 }
+
+/// While records come closer together than this, the reader holds the ring's published
+/// position back and reads on a timer ([`HOLD_POLL`]) instead of being woken per record.
+const STORM_GAP: Duration = Duration::from_millis(5);
+/// How often a reader that holds a ring back drains it.
+pub(crate) const HOLD_POLL: Duration = Duration::from_millis(1);
 
 /// The fewest records a ring should hold. A burst that lasts longer than the reader waits
 /// for a CPU overflows a smaller one: bcc's opensnoop reserves 8 KiB per record (a whole
@@ -225,14 +263,18 @@ impl Ringbuf {
                 "ring `{name}` has {size} bytes of data, not a power of two"
             )));
         }
+        let record_room = record_room(record_size);
         Ok(Ringbuf {
             name: name.to_string(),
             ring: Ring::open(map.as_fd(), size)?,
             counter,
-            record_room: record_room(record_size),
+            record_room,
             times_full: 0,
+            may_hold: wake.is_none() && size / record_room >= MIN_RECORDS,
             wake,
             map,
+            last_found: None,
+            holding: false,
         })
     }
 }
@@ -252,7 +294,17 @@ impl Channel for Ringbuf {
         {
             self.times_full += 1;
         }
-        self.ring.consume(max, on_record)
+        let hold = self.may_hold && self.last_found.is_some_and(|t| t.elapsed() < STORM_GAP);
+        let handed = self.ring.consume(max, on_record, hold);
+        if handed > 0 {
+            self.last_found = Some(Instant::now());
+        }
+        self.holding = hold && handed > 0;
+        handed
+    }
+
+    fn holding(&self) -> bool {
+        self.holding
     }
 
     fn lost(&mut self) -> u64 {
@@ -314,6 +366,7 @@ mod tests {
                     producer: anonymous(page + size as usize),
                     page,
                     size,
+                    next: 0,
                     wrapped: Vec::new(),
                 },
             }
@@ -343,10 +396,14 @@ mod tests {
 
         fn take(&mut self, max: usize) -> Vec<Vec<u8>> {
             let mut seen = Vec::new();
-            self.ring.consume(max, &mut |r| {
-                seen.push(r.to_vec());
-                true
-            });
+            self.ring.consume(
+                max,
+                &mut |r| {
+                    seen.push(r.to_vec());
+                    true
+                },
+                false,
+            );
             seen
         }
     }
@@ -403,12 +460,50 @@ mod tests {
         }
         assert_eq!(fake.take(2), [vec![0; 5], vec![1; 5]]);
         let mut seen = 0;
-        let handed = fake.ring.consume(10, &mut |_| {
-            seen += 1;
-            false
-        });
+        let handed = fake.ring.consume(
+            10,
+            &mut |_| {
+                seen += 1;
+                false
+            },
+            false,
+        );
         assert_eq!((handed, seen), (1, 1));
         assert_eq!(fake.take(10), [vec![3; 5], vec![4; 5]]);
+    }
+
+    #[test]
+    fn a_held_batch_publishes_the_last_record_read_and_the_next_goes_on_after_it() {
+        let mut fake = Fake::new(4096);
+        let published = |fake: &Fake| fake.ring.consumer.position().load(Ordering::Relaxed);
+        let held = |fake: &mut Fake| {
+            let mut seen = Vec::new();
+            fake.ring.consume(
+                10,
+                &mut |r| {
+                    seen.push(r.to_vec());
+                    true
+                },
+                true,
+            );
+            seen
+        };
+        // 16 bytes of ring each: an 8-byte header and up to 8 of data.
+        fake.publish(b"one", 0);
+        fake.publish(b"two", 0);
+        assert_eq!(held(&mut fake), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(published(&fake), 16, "held at the start of `two`");
+        fake.publish(b"three", 0);
+        fake.publish(b"gone", DISCARD);
+        assert_eq!(held(&mut fake), [b"three".to_vec()], "nothing read twice");
+        assert_eq!(published(&fake), 48, "held at the last record passed");
+        // Nothing new: all of it is published, so the next record wakes the reader.
+        assert!(held(&mut fake).is_empty());
+        assert_eq!(published(&fake), 64);
+        assert_eq!(fake.ring.waiting(), 0);
+        fake.publish(b"four", 0);
+        assert_eq!(fake.take(10), [b"four".to_vec()]);
+        assert_eq!(published(&fake), 80);
     }
 
     #[test]

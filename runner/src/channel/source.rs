@@ -41,6 +41,14 @@ pub(crate) trait Channel {
     /// Tell the program that the reader is about to sleep (`true`: followed by a full
     /// barrier; the caller then drains once more before blocking) or is awake again.
     fn set_asleep(&self, _asleep: bool) {}
+    /// Whether the last batch left records counted as unread so that the kernel does not
+    /// wake the reader for each new one: then the descriptor polls readable all along, and
+    /// the caller drains the channel every [`HOLD_POLL`] instead of waiting on it.
+    ///
+    /// [`HOLD_POLL`]: super::HOLD_POLL
+    fn holding(&self) -> bool {
+        false
+    }
 }
 
 /// A `__u64` global the program increments for each event it could not submit.

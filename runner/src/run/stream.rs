@@ -31,6 +31,7 @@ use super::poll::Poller;
 use super::signals::{Request, Signals};
 use super::stdout::Stdout;
 use super::views::MapView;
+use crate::channel::HOLD_POLL;
 use crate::metrics::{EventTap, Exporter};
 use crate::output::EventWriter;
 use crate::spec::plan::Plan;
@@ -119,6 +120,8 @@ struct Stream {
     stdout_polled: bool,
     waits_for_room: bool,
     poller: Poller,
+    /// Per channel: whether the epoll set waits on it (not while it is held back).
+    waited_on: Vec<bool>,
     signals: Signals,
     stop: bool,
     /// `--metrics`: when the map views next refresh their metrics.
@@ -186,6 +189,7 @@ impl Stream {
             }
         }
         let mut poller = Poller::new().context("cannot create an epoll set")?;
+        let waited_on = vec![true; loaded.channels().len()];
         for (token, channel) in loaded.channels_mut().iter().enumerate() {
             poller
                 .add(channel.fd(), token as u64)
@@ -211,6 +215,7 @@ impl Stream {
             stdout_polled,
             waits_for_room: false,
             poller,
+            waited_on,
             signals,
             stop: false,
             // Only views need a timer: the channels' counts go out with each batch.
@@ -245,11 +250,16 @@ impl Stream {
                 && self.stdout.waiting() == 0
                 && loaded.channels().iter().all(|c| c.wakes_reader());
             let lost_due = unchecked.then(|| last_check + LOST_CHECK);
+            let poll = if loaded.channels().iter().any(|c| c.holding()) {
+                HOLD_POLL
+            } else {
+                POLL
+            };
             let timeout = [deadline, next_dump, lost_due, self.next_metrics]
                 .into_iter()
                 .flatten()
                 .map(|at| at.saturating_duration_since(now))
-                .fold(if idle { Duration::MAX } else { POLL }, Duration::min);
+                .fold(if idle { Duration::MAX } else { poll }, Duration::min);
             if idle && self.fall_asleep(loaded)? {
                 (busy, unchecked) = (true, true);
                 continue;
@@ -261,6 +271,7 @@ impl Stream {
             self.stdout.write_ready()?;
             let before = self.handled();
             self.drain(loaded)?;
+            self.wait_on_unheld(loaded)?;
             busy = self.handled() != before;
             unchecked |= busy;
             if let (Some(at), Some(every)) = (next_dump, interval) {
@@ -310,6 +321,26 @@ impl Stream {
             set_asleep(loaded, false);
         }
         Ok(found)
+    }
+
+    /// Take a channel that holds records back out of the epoll set (it polls readable all
+    /// along, and is drained every [`HOLD_POLL`]), and put it back once it stops; epoll
+    /// then reports at once whatever came in between.
+    fn wait_on_unheld(&mut self, loaded: &Loaded) -> std::io::Result<()> {
+        for (token, (channel, waited_on)) in loaded
+            .channels()
+            .iter()
+            .zip(&mut self.waited_on)
+            .enumerate()
+        {
+            let wait = !channel.holding();
+            if wait != *waited_on {
+                let events = if wait { libc::EPOLLIN as u32 } else { 0 };
+                self.poller.modify(channel.fd(), token as u64, events)?;
+                *waited_on = wait;
+            }
+        }
+        Ok(())
     }
 
     /// Records read so far, shown or not.
