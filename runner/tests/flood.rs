@@ -280,13 +280,14 @@ fn a_storm_read_on_a_timer_loses_and_repeats_nothing() {
     common::require_bpf();
     let _one = one_at_a_time();
     let out = tempfile::NamedTempFile::new().unwrap();
-    // The ring grows to 8 MiB (2048 records): room for many bursts of 160 while the
-    // reader waits its millisecond, and 2 ms apart they keep it holding.
+    // The ring grows to 8 MiB (2048 records): room for many bursts of 64 while the reader
+    // waits its millisecond; 3 ms apart, they keep it holding and leave it time to write
+    // each burst's 256 KiB as JSON, even on a busy machine.
     let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false);
-    let (rounds, calls) = (30, 10);
+    let (rounds, calls) = (40, 4);
     for _ in 0..rounds {
         getppid_times(calls);
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(3));
     }
     std::thread::sleep(Duration::from_millis(200));
     getppid_times(1);
