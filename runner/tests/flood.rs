@@ -248,6 +248,19 @@ fn a_flooded_ring_without_a_counter_says_events_may_have_been_lost() {
     assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
 }
 
+/// Run `load` with the ring channel grown to room for 1024 records (no `--map-size`), and
+/// stdout into a file; returns the records seen and the stderr of a clean stop.
+fn on_a_grown_ring(load: impl FnOnce()) -> (Vec<u64>, String) {
+    let _one = one_at_a_time();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false);
+    load();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, status, stderr) = run.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    (seqs(&std::fs::read_to_string(out.path()).unwrap()), stderr)
+}
+
 /// A ring that holds too few of its records for a burst gets room for one: the 256 KiB
 /// ring holds 63 records of 4 KiB, and 40 calls send 640 at once, faster than any reader
 /// drains them; given room for 1024, all arrive.
@@ -255,14 +268,7 @@ fn a_flooded_ring_without_a_counter_says_events_may_have_been_lost() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn a_ring_too_small_for_a_burst_gets_room_for_one() {
     common::require_bpf();
-    let _one = one_at_a_time();
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false);
-    getppid_times(40);
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, status, stderr) = run.stop(libc::SIGINT);
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    let seen = seqs(&std::fs::read_to_string(out.path()).unwrap());
+    let (seen, stderr) = on_a_grown_ring(|| getppid_times(40));
     assert_eq!(seen, (0..40 * BURST).collect::<Vec<_>>(), "{stderr}");
     assert!(
         stderr.contains("runner: ring `ring` holds 63 records of 4096 bytes; giving it 8192 KiB (--map-size ring=262144 keeps its size)"),
@@ -278,23 +284,18 @@ fn a_ring_too_small_for_a_burst_gets_room_for_one() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn a_storm_read_on_a_timer_loses_and_repeats_nothing() {
     common::require_bpf();
-    let _one = one_at_a_time();
-    let out = tempfile::NamedTempFile::new().unwrap();
     // The ring grows to 8 MiB (2048 records): room for many bursts of 64 while the reader
     // waits its millisecond; 3 ms apart, they keep it holding and leave it time to write
     // each burst's 256 KiB as JSON, even on a busy machine.
-    let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false);
     let (rounds, calls) = (40, 4);
-    for _ in 0..rounds {
-        getppid_times(calls);
-        std::thread::sleep(Duration::from_millis(3));
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    getppid_times(1);
-    std::thread::sleep(Duration::from_millis(500));
-    let (_, status, stderr) = run.stop(libc::SIGINT);
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    let seen = seqs(&std::fs::read_to_string(out.path()).unwrap());
+    let (seen, stderr) = on_a_grown_ring(|| {
+        for _ in 0..rounds {
+            getppid_times(calls);
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        getppid_times(1);
+    });
     let sent = (rounds * calls + 1) * BURST;
     let first_wrong = (0..sent).zip(&seen).find(|(want, got)| want != *got);
     assert!(

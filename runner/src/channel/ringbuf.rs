@@ -294,7 +294,10 @@ impl Channel for Ringbuf {
         {
             self.times_full += 1;
         }
-        let hold = self.may_hold && self.last_found.is_some_and(|t| t.elapsed() < STORM_GAP);
+        if !self.may_hold {
+            return self.ring.consume(max, on_record, false);
+        }
+        let hold = self.last_found.is_some_and(|t| t.elapsed() < STORM_GAP);
         let handed = self.ring.consume(max, on_record, hold);
         if handed > 0 {
             self.last_found = Some(Instant::now());
