@@ -78,10 +78,17 @@ impl Run {
     /// Start it with its rings at the 256 KiB the program declares (the runner would
     /// give them room for a burst) and return once it says it is attached.
     fn start(channel: u32, format: &str, stdout: Stdio) -> Run {
-        Run::start_with(channel, format, stdout, true)
+        Run::start_with(channel, format, stdout, true, &[])
     }
 
-    fn start_with(channel: u32, format: &str, stdout: Stdio, declared_rings: bool) -> Run {
+    /// `declared_rings`: keep the rings at their declared 256 KiB; `more`: more options.
+    fn start_with(
+        channel: u32,
+        format: &str,
+        stdout: Stdio,
+        declared_rings: bool,
+        more: &[&str],
+    ) -> Run {
         let keep: &[&str] = if declared_rings {
             &["--map-size", "ring=262144", "--map-size", "counted=262144"]
         } else {
@@ -90,6 +97,7 @@ impl Run {
         let mut child = Command::new(common::runner())
             .args(["run", package(), "-o", format])
             .args(keep)
+            .args(more)
             .args(["--target_tgid", &std::process::id().to_string()])
             .args([
                 "--channel",
@@ -253,7 +261,7 @@ fn a_flooded_ring_without_a_counter_says_events_may_have_been_lost() {
 fn on_a_grown_ring(load: impl FnOnce()) -> (Vec<u64>, String) {
     let _one = one_at_a_time();
     let out = tempfile::NamedTempFile::new().unwrap();
-    let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false);
+    let run = Run::start_with(0, "json", Stdio::from(out.reopen().unwrap()), false, &[]);
     load();
     std::thread::sleep(Duration::from_millis(500));
     let (_, status, stderr) = run.stop(libc::SIGINT);
@@ -263,7 +271,7 @@ fn on_a_grown_ring(load: impl FnOnce()) -> (Vec<u64>, String) {
 
 /// A ring that holds too few of its records for a burst gets room for one: the 256 KiB
 /// ring holds 63 records of 4 KiB, and 40 calls send 640 at once, faster than any reader
-/// drains them; given room for 1024, all arrive.
+/// drains them; given 4 MiB (the most it gives on its own: 1022 records), all arrive.
 #[test]
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn a_ring_too_small_for_a_burst_gets_room_for_one() {
@@ -271,7 +279,7 @@ fn a_ring_too_small_for_a_burst_gets_room_for_one() {
     let (seen, stderr) = on_a_grown_ring(|| getppid_times(40));
     assert_eq!(seen, (0..40 * BURST).collect::<Vec<_>>(), "{stderr}");
     assert!(
-        stderr.contains("runner: ring `ring` holds 63 records of 4096 bytes; giving it 8192 KiB (--map-size ring=262144 keeps its size)"),
+        stderr.contains("runner: ring `ring` holds 63 records of 4096 bytes; giving it 4096 KiB (--map-size ring=262144 keeps its size)"),
         "{stderr}"
     );
     assert_eq!(summary(&stderr), "runner: 640 events, 0 lost");
@@ -284,9 +292,9 @@ fn a_ring_too_small_for_a_burst_gets_room_for_one() {
 #[ignore = "needs BPF (root): scripts/test runs it"]
 fn a_storm_read_on_a_timer_loses_and_repeats_nothing() {
     common::require_bpf();
-    // The ring grows to 8 MiB (2048 records): room for many bursts of 64 while the reader
-    // waits its millisecond; 3 ms apart, they keep it holding and leave it time to write
-    // each burst's 256 KiB as JSON, even on a busy machine.
+    // The ring grows to 4 MiB (1022 records): room for many bursts of 64 while the reader
+    // waits up to its millisecond; 3 ms apart, they keep it holding and leave it time to
+    // write each burst's 256 KiB as JSON, even on a busy machine.
     let (rounds, calls) = (40, 4);
     let (seen, stderr) = on_a_grown_ring(|| {
         for _ in 0..rounds {
@@ -477,4 +485,90 @@ fn a_full_disk_is_one_line_and_exit_1() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Scheduling policy and real-time priority of process `pid`'s main thread, the one that
+/// reads the channels (fields 41 and 40 of /proc/PID/task/PID/stat).
+fn scheduling(pid: u32) -> (u32, u32) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).unwrap();
+    // Fields count from 1; the third starts after the command name's parenthesis.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let field = |n: usize| fields[n - 3].parse::<u32>().unwrap();
+    (field(41), field(40))
+}
+
+/// `Max realtime timeout` of /proc/PID/limits: the soft limit, in µs.
+fn rt_time_limit(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max realtime timeout"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().to_string()
+}
+
+/// The reader runs at `SCHED_FIFO` 1 by default, watched by `RLIMIT_RTTIME`; at normal
+/// priority with `--reader-priority 0`; an out-of-range priority is a usage error.
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn the_reader_runs_at_real_time_priority_unless_told_not_to() {
+    common::require_bpf();
+    let _one = one_at_a_time();
+    let run = Run::start(0, "json", Stdio::null());
+    let pid = run.child.id();
+    assert_eq!(scheduling(pid), (libc::SCHED_FIFO as u32, 1));
+    assert_eq!(rt_time_limit(pid), "200000");
+    getppid_times(2);
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, status, stderr) = run.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        summary(&stderr),
+        format!("runner: {} events, 0 lost", 2 * BURST)
+    );
+
+    let run = Run::start_with(0, "json", Stdio::null(), true, &["--reader-priority", "0"]);
+    let pid = run.child.id();
+    assert_eq!(scheduling(pid), (libc::SCHED_OTHER as u32, 0));
+    assert_eq!(rt_time_limit(pid), "unlimited");
+    let (_, status, stderr) = run.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let done = run_runner(&["run", package(), "--reader-priority", "100"]);
+    assert_eq!(done.status.code(), Some(2), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("--reader-priority <N>") && done.stderr.contains("100"),
+        "{}",
+        done.stderr
+    );
+}
+
+/// A reader that cannot keep up never sleeps; at real-time priority it would hold its CPU.
+/// Past 200 ms of CPU without a pause the kernel says so (SIGXCPU) and the runner goes on
+/// at normal priority, says so once, and still stops cleanly. Here a 256 KiB ring of 4 KiB
+/// records takes 16 of them per getppid() call, far faster than they print as JSON.
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn a_reader_that_cannot_keep_up_goes_back_to_normal_priority() {
+    common::require_bpf();
+    let _one = one_at_a_time();
+    let mut run = Run::start(0, "json", Stdio::null());
+    let pid = run.child.id();
+    assert_eq!(scheduling(pid), (libc::SCHED_FIFO as u32, 1));
+    let note = "runner: the reader ran 200 ms at real-time priority without a pause; it goes on at normal priority";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut lowered = false;
+    while !lowered && Instant::now() < deadline {
+        getppid_times(20);
+        while let Ok(line) = run.stderr.try_recv() {
+            lowered |= line == note;
+            run.seen.push(line);
+        }
+    }
+    assert!(lowered, "{}", run.seen.join("\n"));
+    assert_eq!(scheduling(pid), (libc::SCHED_OTHER as u32, 0));
+    let (took, status, stderr) = run.stop(libc::SIGINT);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(2), "stopped in {took:?}");
+    assert_eq!(stderr.matches(note).count(), 1, "{stderr}");
 }

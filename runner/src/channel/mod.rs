@@ -16,7 +16,7 @@ use libbpf_rs::MapHandle;
 
 use crate::spec::package::{Channel as Kind, Event};
 
-pub(crate) use ringbuf::{record_room, roomier_size, HOLD_POLL};
+pub(crate) use ringbuf::{record_room, roomier_size};
 pub(crate) use source::{Channel, LostCounter};
 pub(crate) use wakeup::WakeFlag;
 

@@ -105,6 +105,12 @@ impl Ring {
         })
     }
 
+    /// Bytes submitted that this reader has not read (a held record is read).
+    fn unread(&self) -> u64 {
+        let prod = self.producer.position().load(Ordering::Acquire);
+        prod.saturating_sub(self.next)
+    }
+
     /// Bytes published and not yet consumed.
     fn waiting(&self) -> u64 {
         let cons = self.consumer.position().load(Ordering::Acquire);
@@ -209,27 +215,48 @@ pub(super) struct Ringbuf {
     map: MapHandle,
     /// Whether the reader may hold the published position back in a storm: a ring whose
     /// records wake the reader (no `runner/ring.h` flag) and that holds enough of them to
-    /// wait for [`HOLD_POLL`].
+    /// wait for the next batch ([`MIN_HOLD_RECORDS`]).
     may_hold: bool,
     /// When a batch last found records.
     last_found: Option<Instant>,
-    /// Whether the last batch held the position back (see [`Ring::consume`]).
-    holding: bool,
+    /// When the last batch started.
+    last_batch: Option<Instant>,
+    /// While the last batch held the position back (see [`Ring::consume`]): how soon the
+    /// next should come.
+    held: Option<Duration>,
 }
 
 /// While records come closer together than this, the reader holds the ring's published
-/// position back and reads on a timer ([`HOLD_POLL`]) instead of being woken per record.
+/// position back and reads on a timer ([`hold_interval`]) instead of being woken per record.
 const STORM_GAP: Duration = Duration::from_millis(5);
-/// How often a reader that holds a ring back drains it.
-pub(crate) const HOLD_POLL: Duration = Duration::from_millis(1);
+/// How often, at most, a reader that holds a ring back drains it ...
+const HOLD_POLL: Duration = Duration::from_millis(1);
+/// ... and how often at least: when records come fast for the ring's size, it drains as
+/// soon as a quarter of the ring has filled ([`hold_interval`]).
+const HOLD_POLL_MIN: Duration = Duration::from_micros(100);
+/// The fewest records a ring holds for the reader to hold it back: at 300 records a
+/// millisecond (an open storm), a quarter of 256 takes 200 µs to fill.
+const MIN_HOLD_RECORDS: u64 = 256;
+
+/// How long the reader of a ring of `size` bytes, held back, may wait before the next batch
+/// when `unread` bytes came in `since` the last one: a quarter of the ring at that rate,
+/// between [`HOLD_POLL_MIN`] and [`HOLD_POLL`].
+fn hold_interval(size: u64, unread: u64, since: Duration) -> Duration {
+    let quarter = u128::from(size / 4);
+    let ns = since.as_nanos().saturating_mul(quarter) / u128::from(unread.max(1));
+    let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+    Duration::from_nanos(ns).clamp(HOLD_POLL_MIN, HOLD_POLL)
+}
 
 /// The fewest records a ring should hold. A burst that lasts longer than the reader waits
 /// for a CPU overflows a smaller one: bcc's opensnoop reserves 8 KiB per record (a whole
 /// path) in a 256 KiB ring, 31 records, which a loaded machine overflows in under a
 /// millisecond, where libbpf-tools' perf buffers hold several hundred records per CPU.
 const MIN_RECORDS: u64 = 1024;
-/// The largest ring the runner sizes on its own (`--map-size` may ask for more).
-const MAX_ROOMIER: u64 = 64 << 20;
+/// The largest ring the runner sizes on its own (`--map-size` may ask for more): 4 MiB,
+/// 2 ms of an open storm's 8 KiB records, which a reader at real-time priority
+/// (`run::priority`) drains in time; each MiB of ring is a MiB of the runner's RSS.
+const MAX_ROOMIER: u64 = 4 << 20;
 
 /// Room one record of `record_size` bytes takes: its 8-byte header, rounded up to 8.
 pub(crate) fn record_room(record_size: u64) -> u64 {
@@ -270,11 +297,12 @@ impl Ringbuf {
             counter,
             record_room,
             times_full: 0,
-            may_hold: wake.is_none() && size / record_room >= MIN_RECORDS,
+            may_hold: wake.is_none() && size / record_room >= MIN_HOLD_RECORDS,
             wake,
             map,
             last_found: None,
-            holding: false,
+            last_batch: None,
+            held: None,
         })
     }
 }
@@ -297,17 +325,25 @@ impl Channel for Ringbuf {
         if !self.may_hold {
             return self.ring.consume(max, on_record, false);
         }
-        let hold = self.last_found.is_some_and(|t| t.elapsed() < STORM_GAP);
+        let now = Instant::now();
+        let hold = self.last_found.is_some_and(|t| now - t < STORM_GAP);
+        let since = self.last_batch.map(|t| now - t);
+        let unread = self.ring.unread();
         let handed = self.ring.consume(max, on_record, hold);
         if handed > 0 {
-            self.last_found = Some(Instant::now());
+            self.last_found = Some(now);
         }
-        self.holding = hold && handed > 0;
+        self.last_batch = Some(now);
+        self.held = (hold && handed > 0).then(|| {
+            since.map_or(HOLD_POLL, |since| {
+                hold_interval(self.ring.size, unread, since)
+            })
+        });
         handed
     }
 
-    fn holding(&self) -> bool {
-        self.holding
+    fn held(&self) -> Option<Duration> {
+        self.held
     }
 
     fn lost(&mut self) -> u64 {
@@ -510,15 +546,33 @@ mod tests {
     }
 
     #[test]
+    fn a_held_ring_is_drained_before_a_quarter_of_it_fills() {
+        let ms = Duration::from_millis;
+        // An open storm in a 4 MiB ring: 2 MiB a millisecond, a quarter in half of one.
+        assert_eq!(
+            hold_interval(4 << 20, 2 << 20, ms(1)),
+            Duration::from_micros(500)
+        );
+        // Slow for the ring's size: at most a millisecond apart.
+        assert_eq!(hold_interval(16 << 20, 1 << 20, ms(1)), HOLD_POLL);
+        assert_eq!(hold_interval(4 << 20, 0, ms(1)), HOLD_POLL);
+        // Faster than the ring can take a tenth of a millisecond of: the floor.
+        assert_eq!(hold_interval(1 << 20, 8 << 20, ms(1)), HOLD_POLL_MIN);
+        // A long stall does not overflow the arithmetic.
+        assert_eq!(hold_interval(1 << 30, 1, Duration::MAX), HOLD_POLL);
+    }
+
+    #[test]
     fn a_ring_of_few_records_gets_room_for_a_thousand() {
-        // bcc's opensnoop: 256 KiB of 8,232-byte records (31) becomes 16 MiB (2,036).
-        assert_eq!(roomier_size(256 << 10, 8232), Some(16 << 20));
+        // bcc's opensnoop: 256 KiB of 8,232-byte records (31) becomes 4 MiB, the cap
+        // (509 records; 1,024 would take 16 MiB).
+        assert_eq!(roomier_size(256 << 10, 8232), Some(4 << 20));
+        // 1,000-byte records: 1,024 of them fit in 1 MiB.
+        assert_eq!(roomier_size(64 << 10, 1000), Some(1 << 20));
         // sigsnoop's 1 MiB of 40-byte records already holds 21,845.
         assert_eq!(roomier_size(1 << 20, 40), None);
-        // Records too big for a thousand in the cap: the cap.
-        assert_eq!(roomier_size(1 << 20, 1 << 20), Some(64 << 20));
         // A ring already at the cap stays as it is.
-        assert_eq!(roomier_size(64 << 20, 1 << 20), None);
+        assert_eq!(roomier_size(4 << 20, 1 << 20), None);
         // An object that leaves the size to userspace (0) gets one.
         assert_eq!(roomier_size(0, 100), Some(128 << 10));
     }

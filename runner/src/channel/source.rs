@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use libbpf_rs::{MapCore as _, MapFlags, MapHandle};
 
@@ -41,13 +42,11 @@ pub(crate) trait Channel {
     /// Tell the program that the reader is about to sleep (`true`: followed by a full
     /// barrier; the caller then drains once more before blocking) or is awake again.
     fn set_asleep(&self, _asleep: bool) {}
-    /// Whether the last batch left records counted as unread so that the kernel does not
-    /// wake the reader for each new one: then the descriptor polls readable all along, and
-    /// the caller drains the channel every [`HOLD_POLL`] instead of waiting on it.
-    ///
-    /// [`HOLD_POLL`]: super::HOLD_POLL
-    fn holding(&self) -> bool {
-        false
+    /// When the last batch left records counted as unread so that the kernel does not
+    /// wake the reader for each new one: the descriptor then polls readable all along, and
+    /// the caller drains the channel again after this long instead of waiting on it.
+    fn held(&self) -> Option<Duration> {
+        None
     }
 }
 

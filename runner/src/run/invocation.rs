@@ -32,6 +32,8 @@ pub(crate) struct Invocation {
     /// Which declared formats are shown (`--names`: also those shown on request).
     pub shows: Shows,
     pub verbose: bool,
+    /// `--reader-priority`: the reading thread's `SCHED_FIFO` priority, 0 for normal.
+    pub reader_priority: u8,
     /// `--attach PROG=TARGET`, in order.
     pub attach: Vec<(String, String)>,
     /// Encoded values of the globals the user set, by index into the package's globals.
@@ -83,6 +85,9 @@ impl Invocation {
                 names: matches.get_flag("names"),
             },
             verbose: matches.get_flag("verbose"),
+            reader_priority: *matches
+                .get_one::<u8>("reader-priority")
+                .expect("has a default"),
             attach: matches
                 .get_many::<(String, String)>("attach")
                 .map(|v| v.cloned().collect())
@@ -309,6 +314,14 @@ pub(crate) fn command(package: &Verified) -> Command {
                 .value_name("LIST")
                 .value_parser(fleet::labels)
                 .help("Start every JSON line with these keys, for log shippers: host (the host name), package (its name), KEY=VALUE; keys are written @host, @package, @KEY"),
+        ))
+        .arg(runner_option(
+            Arg::new("reader-priority")
+                .long("reader-priority")
+                .value_name("N")
+                .default_value("1")
+                .value_parser(clap::value_parser!(u8).range(0..=99))
+                .help("Read events at real-time priority N (SCHED_FIFO 1-99), so a busy machine does not delay the reader while buffers fill; 0: normal scheduling. Without CAP_SYS_NICE the reader stays normal"),
         ))
         .arg(runner_option(
             Arg::new("verbose")

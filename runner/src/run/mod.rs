@@ -30,6 +30,7 @@ mod invocation;
 pub(crate) mod kernel_btf;
 mod load;
 mod poll;
+mod priority;
 mod signals;
 mod stdout;
 mod stream;

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub(crate) struct Poller {
     epoll: OwnedFd,
     ready: Vec<libc::epoll_event>,
+    /// The kernel has no `epoll_pwait2` (before 5.11): wait in whole milliseconds.
+    no_pwait2: bool,
 }
 
 impl Poller {
@@ -21,6 +23,7 @@ impl Poller {
             // SAFETY: `fd` was just created and is owned by nothing else.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
             ready: Vec::with_capacity(16),
+            no_pwait2: false,
         })
     }
 
@@ -49,22 +52,42 @@ impl Poller {
         Ok(())
     }
 
-    /// Wait up to `timeout` (rounded up to a millisecond) for any descriptor; returns the
-    /// tokens of those that are ready, with what they are ready for (`EPOLLIN`, ...). A
-    /// signal ends the wait early, with none ready.
+    /// Wait up to `timeout` for any descriptor; returns the tokens of those that are
+    /// ready, with what they are ready for (`EPOLLIN`, ...). A signal ends the wait early,
+    /// with none ready. The timeout counts to the microsecond (`epoll_pwait2`, Linux 5.11);
+    /// on an older kernel it is rounded up to a millisecond.
     pub fn wait(&mut self, timeout: Duration) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        let room = self.ready.capacity();
-        // SAFETY: `ready` has room for `room` (16) events; the kernel writes at most that
-        // many.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                self.ready.as_mut_ptr(),
-                room as i32,
-                ms,
-            )
-        };
+        let room = self.ready.capacity() as i32;
+        let epoll = self.epoll.as_raw_fd();
+        let events = self.ready.as_mut_ptr();
+        let mut n = -1;
+        if !self.no_pwait2 {
+            let at = libc::timespec {
+                tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+            };
+            // SAFETY: `ready` has room for `room` (16) events, the kernel writes at most
+            // that many; `at` is valid for the call; no signal mask is passed.
+            n = unsafe {
+                libc::syscall(
+                    libc::SYS_epoll_pwait2,
+                    epoll,
+                    events,
+                    room,
+                    &at as *const libc::timespec,
+                    std::ptr::null::<libc::sigset_t>(),
+                    0usize,
+                )
+            } as i32;
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                self.no_pwait2 = true;
+            }
+        }
+        if self.no_pwait2 {
+            let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            // SAFETY: as above.
+            n = unsafe { libc::epoll_wait(epoll, events, room, ms) };
+        }
         // SAFETY: the kernel initialised the first `n` events (none on error).
         unsafe { self.ready.set_len(usize::try_from(n).unwrap_or(0)) };
         self.ready.iter().map(|e| (e.u64, e.events))

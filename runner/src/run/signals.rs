@@ -3,7 +3,8 @@
 //! event, room on a stalled stdout, a deadline) and never interrupts a write halfway.
 //!
 //! SIGINT, SIGTERM and SIGHUP stop the run (summary, detach, exit 0); SIGUSR1 and SIGUSR2
-//! print the counts so far and the map views. They stay blocked until the process exits,
+//! print the counts so far and the map views; SIGXCPU says the reader ran too long at
+//! real-time priority without sleeping (`priority`). They stay blocked until the process exits,
 //! so one that arrives after the last read cannot kill the runner before its summary.
 
 use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
@@ -15,6 +16,8 @@ pub(super) enum Request {
     Stop(i32),
     /// SIGUSR1, SIGUSR2.
     Report,
+    /// SIGXCPU.
+    RealtimeSpent,
 }
 
 const STOP: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -32,7 +35,7 @@ impl Signals {
         // SAFETY: `set` is a valid sigset for each call.
         unsafe {
             libc::sigemptyset(&mut set);
-            for sig in STOP.iter().chain(&REPORT) {
+            for sig in STOP.iter().chain(&REPORT).chain(&[libc::SIGXCPU]) {
                 libc::sigaddset(&mut set, *sig);
             }
         }
@@ -74,6 +77,9 @@ impl Signals {
             }
             if REPORT.contains(&sig) {
                 return Some(Request::Report);
+            }
+            if sig == libc::SIGXCPU {
+                return Some(Request::RealtimeSpent);
             }
         }
     }

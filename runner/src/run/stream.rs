@@ -16,6 +16,10 @@
 //! kernel drops what does not fit (reported as lost), and memory stays bounded. After a
 //! stop everything (detach, last drain, views, writing) ends within [`WIND_DOWN`].
 //!
+//! The loop runs at real-time priority when it may (`run::priority`), so a woken reader
+//! is not kept waiting behind other tasks while a ring fills. A drain gives the loop back
+//! after [`DRAIN_FOR`] even when records keep coming, so signals and deadlines are seen.
+//!
 //! With `--metrics`, each channel's [`EventTap`] sees every record and is published after
 //! each batch and loss check, and the map views refresh their metrics every
 //! [`METRICS_EVERY`]; without it those hooks are `None`.
@@ -28,10 +32,10 @@ use anyhow::Context as _;
 use super::attach::Attached;
 use super::load::Loaded;
 use super::poll::Poller;
+use super::priority;
 use super::signals::{Request, Signals};
 use super::stdout::Stdout;
 use super::views::MapView;
-use crate::channel::HOLD_POLL;
 use crate::metrics::{EventTap, Exporter};
 use crate::output::EventWriter;
 use crate::spec::plan::Plan;
@@ -42,6 +46,8 @@ const POLL: Duration = Duration::from_millis(10);
 const BATCH: usize = 4096;
 /// Rendered bytes after which a batch stops early and is written.
 const FLUSH_AT: usize = 64 << 10;
+/// The longest one drain reads before the loop looks at its signals and deadlines again.
+const DRAIN_FOR: Duration = Duration::from_millis(20);
 /// Rendered bytes waiting for stdout above which channels are left unread.
 const HIGH_WATER: usize = 1 << 20;
 /// How often losses are checked, so at most one line reports them per this long.
@@ -126,6 +132,10 @@ struct Stream {
     stop: bool,
     /// `--metrics`: when the map views next refresh their metrics.
     next_metrics: Option<Instant>,
+    /// Whether the loop runs at real-time priority.
+    realtime: bool,
+    /// Whether the last drain stopped at [`DRAIN_FOR`] with records left.
+    behind: bool,
 }
 
 /// Print events until stopped (SIGINT, SIGTERM, SIGHUP, `--duration`, stdout closed),
@@ -145,6 +155,7 @@ pub(crate) fn stream(mut attached: Attached, metrics: Option<&Exporter>) -> anyh
     if let Some(note) = attached.loaded().views_note() {
         crate::note!("{note}");
     }
+    stream.realtime = priority::raise(attached.loaded().invocation().reader_priority);
     let result = stream.run(attached.loaded());
     let wind_down = Instant::now() + WIND_DOWN;
     let mut loaded = attached.detach();
@@ -224,6 +235,8 @@ impl Stream {
                 .iter()
                 .any(MapView::exported)
                 .then(Instant::now),
+            realtime: false,
+            behind: false,
         })
     }
 
@@ -250,16 +263,17 @@ impl Stream {
                 && self.stdout.waiting() == 0
                 && loaded.channels().iter().all(|c| c.wakes_reader());
             let lost_due = unchecked.then(|| last_check + LOST_CHECK);
-            let poll = if loaded.channels().iter().any(|c| c.holding()) {
-                HOLD_POLL
-            } else {
-                POLL
-            };
+            let poll = loaded
+                .channels()
+                .iter()
+                .filter_map(|c| c.held())
+                .fold(POLL, Duration::min);
             let timeout = [deadline, next_dump, lost_due, self.next_metrics]
                 .into_iter()
                 .flatten()
                 .map(|at| at.saturating_duration_since(now))
                 .fold(if idle { Duration::MAX } else { poll }, Duration::min);
+            let timeout = if self.behind { Duration::ZERO } else { timeout };
             if idle && self.fall_asleep(loaded)? {
                 (busy, unchecked) = (true, true);
                 continue;
@@ -324,7 +338,7 @@ impl Stream {
     }
 
     /// Take a channel that holds records back out of the epoll set (it polls readable all
-    /// along, and is drained every [`HOLD_POLL`]), and put it back once it stops; epoll
+    /// along, and is drained on a timer, `Channel::held`), and put it back once it stops; epoll
     /// then reports at once whatever came in between.
     fn wait_on_unheld(&mut self, loaded: &Loaded) -> std::io::Result<()> {
         for (token, (channel, waited_on)) in loaded
@@ -333,7 +347,7 @@ impl Stream {
             .zip(&mut self.waited_on)
             .enumerate()
         {
-            let wait = !channel.holding();
+            let wait = channel.held().is_none();
             if wait != *waited_on {
                 let events = if wait { libc::EPOLLIN as u32 } else { 0 };
                 self.poller.modify(channel.fd(), token as u64, events)?;
@@ -385,17 +399,31 @@ impl Stream {
                     crate::note!("runner: so far {}", stats.summary());
                     self.dump_views(loaded, false);
                 }
+                Request::RealtimeSpent if self.realtime => {
+                    priority::lower();
+                    self.realtime = false;
+                    crate::note!(
+                        "runner: the reader ran {} ms at real-time priority without a pause; it goes on at normal priority",
+                        priority::BUDGET.as_millis()
+                    );
+                }
+                Request::RealtimeSpent => {}
             }
         }
     }
 
     /// Read the channels, in batches of at most [`BATCH`] records or [`FLUSH_AT`] bytes of
-    /// text, each written out as it is rendered, until they are empty or output waiting
-    /// for stdout reaches [`HIGH_WATER`].
+    /// text, each written out as it is rendered, until they are empty, output waiting
+    /// for stdout reaches [`HIGH_WATER`], or [`DRAIN_FOR`] has passed (`behind`).
     fn drain(&mut self, loaded: &mut Loaded) -> std::io::Result<()> {
         let Stream {
-            readers, stdout, ..
+            readers,
+            stdout,
+            behind,
+            ..
         } = self;
+        let until = Instant::now() + DRAIN_FOR;
+        *behind = false;
         for (channel, reader) in loaded.channels_mut().iter_mut().zip(readers) {
             loop {
                 if stdout.waiting() >= HIGH_WATER || stdout.gone() {
@@ -423,6 +451,10 @@ impl Stream {
                 if !full_batch {
                     break;
                 }
+                if Instant::now() >= until {
+                    *behind = true;
+                    break;
+                }
             }
         }
         Ok(())
@@ -436,6 +468,9 @@ impl Stream {
         // emptied the channels.
         loop {
             self.drain(loaded)?;
+            if self.behind && Instant::now() < deadline {
+                continue;
+            }
             if self.stdout.waiting() < HIGH_WATER || self.stdout.gone() {
                 break;
             }
