@@ -375,3 +375,43 @@ fn a_union_without_cases_is_selected_by_enumerator_names() {
             {"value": 3, "member": "fsopen"}]}})
     );
 }
+
+/// A struct with all its members hidden but one reads as that member, in JSON and in the
+/// table: `path` with `depth` and `failed` hidden is its name (bcc opensnoop's `fname`).
+#[test]
+#[ignore = "needs BPF (root): scripts/test runs it"]
+fn a_struct_left_with_one_member_reads_as_it() {
+    common::require_bpf();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/corpus/unions/unions.bpf.c");
+    let built = common::build_with_sidecar(
+        &source,
+        &json!({"formats": {"event": {"path.depth": "hide", "path.failed": "hide"}}}),
+        "unions-lone",
+        "lone",
+    );
+    assert!(built.done.status.success(), "{}", built.done.stderr);
+    let pkg = built.package.to_str().unwrap().to_string();
+    let pid = std::process::id().to_string();
+    let trace = |format: &str| {
+        common::trace(&[&pkg, "--target_tgid", &pid, "-o", format], || {
+            common::set_comm(COMM);
+            for input in inputs() {
+                common::prctl(OPTION, &input as *const Input as u64, 0, 0, 0);
+            }
+        })
+        .stdout
+    };
+    let out = trace("json");
+    let paths: Vec<Value> = out
+        .lines()
+        .map(|l| common::json_line(l)["path"].clone())
+        .collect();
+    assert_eq!(paths, vec![json!("ext4"); inputs().len()], "{out}");
+    let out = trace("table");
+    let mut lines = out.lines();
+    let header = common::cells(lines.next().unwrap());
+    let at = header.iter().position(|h| *h == "PATH").unwrap();
+    let cells: Vec<String> = lines.map(|l| common::cells(l)[at].to_string()).collect();
+    assert_eq!(cells, vec!["ext4".to_string(); inputs().len()], "{out}");
+}

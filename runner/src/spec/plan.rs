@@ -487,6 +487,12 @@ impl Compiler<'_> {
                 Node::Record { fields: inner } if m.name.is_empty() => fields.extend(inner),
                 // Any other unnamed member is padding (`int :3;`): nothing to show.
                 _ if m.name.is_empty() => {}
+                // A struct whose members are hidden but one shows as that one (bcc's
+                // opensnoop: `fname` is its path, not `{pathes=...}`).
+                Node::Record { fields: mut inner } if inner.len() == 1 && hides_members(&m.ty) => {
+                    let (_, only) = inner.pop().expect("one field");
+                    fields.push((key_name(&m.name), only));
+                }
                 node => fields.push((key_name(&m.name), node)),
             }
         }
@@ -652,6 +658,16 @@ impl Compiler<'_> {
             cases,
             fields,
         })
+    }
+}
+
+/// Whether a struct or union hides some of its members (sidecar `formats`: `hide`).
+fn hides_members(ty: &Type) -> bool {
+    match &ty.kind {
+        Kind::Struct { members, .. } | Kind::Union { members, .. } => members
+            .iter()
+            .any(|m| m.shown.as_ref().is_some_and(|s| s.hidden)),
+        _ => false,
     }
 }
 
