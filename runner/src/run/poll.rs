@@ -64,7 +64,7 @@ impl Poller {
         if !self.no_pwait2 {
             let at = libc::timespec {
                 tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
-                tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+                tv_nsec: timeout.subsec_nanos() as libc::c_long,
             };
             // SAFETY: `ready` has room for `room` (16) events, the kernel writes at most
             // that many; `at` is valid for the call; no signal mask is passed.
