@@ -147,6 +147,8 @@ pub(crate) fn stream(mut attached: Attached, metrics: Option<&Exporter>) -> anyh
         .stdout
         .write_ready()
         .context("cannot write to stdout")?;
+    // Before saying it traces, so that from then on the reader is what it will be.
+    stream.realtime = priority::raise(attached.loaded().invocation().reader_priority);
     let programs = attached.programs();
     crate::note!(
         "runner: {}: {programs} programs attached; tracing, Ctrl-C to stop",
@@ -155,7 +157,6 @@ pub(crate) fn stream(mut attached: Attached, metrics: Option<&Exporter>) -> anyh
     if let Some(note) = attached.loaded().views_note() {
         crate::note!("{note}");
     }
-    stream.realtime = priority::raise(attached.loaded().invocation().reader_priority);
     let result = stream.run(attached.loaded());
     let wind_down = Instant::now() + WIND_DOWN;
     let mut loaded = attached.detach();
